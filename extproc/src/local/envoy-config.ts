@@ -1,0 +1,213 @@
+// Envoy bootstrap configurations for a local mesh: a server-side sidecar (mTLS inbound -> meshward
+// Wasm filter -> ext_proc -> router -> app) and a client-side sidecar (plaintext in -> mTLS out with
+// the caller's SPIFFE certificate). The two meshward HTTP filter configs are built by
+// meshwardHttpFilters(), the same shapes the Istio resources inject.
+import { REQUIRED_REQUEST_ATTRIBUTES } from '../wire/request.ts';
+
+type Json = Record<string, unknown>;
+
+export interface MeshwardFilterOptions {
+  wasmFile: string;
+  /** JSON handed to the filter as plugin configuration. */
+  pluginConfig?: Json;
+  extProcCluster: string;
+  /** true: requests pass when the server is unreachable or errs (fail-open); false: 500 (fail-closed). */
+  failureModeAllow: boolean;
+  /** Per-message deadline in seconds (Envoy default 0.2 s). */
+  messageTimeoutSeconds?: number;
+}
+
+export function meshwardHttpFilters(o: MeshwardFilterOptions): Json[] {
+  return [
+    {
+      name: 'envoy.filters.http.wasm',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
+        config: {
+          name: 'meshward',
+          root_id: 'meshward',
+          // The filter must never be the reason a request fails.
+          failure_policy: 'FAIL_OPEN',
+          configuration: {
+            '@type': 'type.googleapis.com/google.protobuf.StringValue',
+            value: JSON.stringify(o.pluginConfig ?? {}),
+          },
+          vm_config: {
+            runtime: 'envoy.wasm.runtime.v8',
+            code: { local: { filename: o.wasmFile } },
+          },
+        },
+      },
+    },
+    {
+      name: 'envoy.filters.http.ext_proc',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
+        grpc_service: { envoy_grpc: { cluster_name: o.extProcCluster }, timeout: '1s' },
+        failure_mode_allow: o.failureModeAllow,
+        message_timeout: `${o.messageTimeoutSeconds ?? 0.5}s`,
+        max_message_timeout: '2s',
+        allow_mode_override: true,
+        processing_mode: {
+          request_header_mode: 'SEND',
+          response_header_mode: 'SEND',
+          request_body_mode: 'NONE',
+          response_body_mode: 'NONE',
+          request_trailer_mode: 'SKIP',
+          response_trailer_mode: 'SKIP',
+        },
+        request_attributes: [...REQUIRED_REQUEST_ATTRIBUTES],
+      },
+    },
+  ];
+}
+
+function staticCluster(name: string, port: number, extra: Json = {}): Json {
+  return {
+    name,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }],
+    },
+    ...extra,
+  };
+}
+
+const HTTP2_OPTIONS = {
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+    '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+    explicit_http_config: { http2_protocol_options: {} },
+  },
+};
+
+function hcm(statPrefix: string, cluster: string, httpFilters: Json[], extra: Json = {}): Json {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+      stat_prefix: statPrefix,
+      codec_type: 'AUTO',
+      route_config: {
+        name: statPrefix,
+        virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster, timeout: '5s' } }] }],
+      },
+      http_filters: [
+        ...httpFilters,
+        { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+      ],
+      ...extra,
+    },
+  };
+}
+
+export interface InboundListener {
+  name: string;
+  port: number;
+  failureModeAllow: boolean;
+}
+
+export interface ServerSidecarOptions {
+  adminPort: number;
+  inbound: InboundListener[];
+  appPort: number;
+  extProcPort: number;
+  wasmFile: string;
+  pluginConfig?: Json;
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  trustDomain: string;
+  messageTimeoutSeconds?: number;
+}
+
+export function serverSidecarBootstrap(o: ServerSidecarOptions): Json {
+  return {
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: o.adminPort } } },
+    static_resources: {
+      listeners: o.inbound.map((l) => ({
+        name: l.name,
+        address: { socket_address: { address: '127.0.0.1', port_value: l.port } },
+        filter_chains: [{
+          transport_socket: {
+            name: 'envoy.transport_sockets.tls',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+              require_client_certificate: true,
+              common_tls_context: {
+                tls_certificates: [{ certificate_chain: { filename: o.certFile }, private_key: { filename: o.keyFile } }],
+                validation_context: {
+                  trusted_ca: { filename: o.caFile },
+                  match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: `spiffe://${o.trustDomain}/` } }],
+                },
+              },
+            },
+          },
+          filters: [hcm(l.name, 'local_app', meshwardHttpFilters({
+            wasmFile: o.wasmFile,
+            ...(o.pluginConfig ? { pluginConfig: o.pluginConfig } : {}),
+            extProcCluster: 'meshward_ext_proc',
+            failureModeAllow: l.failureModeAllow,
+            ...(o.messageTimeoutSeconds !== undefined ? { messageTimeoutSeconds: o.messageTimeoutSeconds } : {}),
+          }), {
+            // As Istio's inbound sidecar does.
+            forward_client_cert_details: 'APPEND_FORWARD',
+            set_current_client_cert_details: { subject: true, uri: true, dns: true },
+          })],
+        }],
+      })),
+      clusters: [
+        staticCluster('local_app', o.appPort),
+        staticCluster('meshward_ext_proc', o.extProcPort, { typed_extension_protocol_options: HTTP2_OPTIONS }),
+      ],
+    },
+  };
+}
+
+export interface OutboundListener {
+  name: string;
+  port: number;
+  /** The caller's certificate (its SPIFFE identity). */
+  certFile: string;
+  keyFile: string;
+  /** Inbound port of the server sidecar to call. */
+  upstreamPort: number;
+  upstreamSpiffeId: string;
+  upstreamSni: string;
+}
+
+export interface ClientSidecarOptions {
+  adminPort: number;
+  caFile: string;
+  outbound: OutboundListener[];
+}
+
+export function clientSidecarBootstrap(o: ClientSidecarOptions): Json {
+  return {
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: o.adminPort } } },
+    static_resources: {
+      listeners: o.outbound.map((l) => ({
+        name: l.name,
+        address: { socket_address: { address: '127.0.0.1', port_value: l.port } },
+        filter_chains: [{ filters: [hcm(l.name, `to_${l.name}`, [])] }],
+      })),
+      clusters: o.outbound.map((l) => staticCluster(`to_${l.name}`, l.upstreamPort, {
+        transport_socket: {
+          name: 'envoy.transport_sockets.tls',
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+            sni: l.upstreamSni,
+            common_tls_context: {
+              tls_certificates: [{ certificate_chain: { filename: l.certFile }, private_key: { filename: l.keyFile } }],
+              validation_context: {
+                trusted_ca: { filename: o.caFile },
+                match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: l.upstreamSpiffeId } }],
+              },
+            },
+          },
+        },
+      })),
+    },
+  };
+}

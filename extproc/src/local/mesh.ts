@@ -1,0 +1,144 @@
+// A local two-sidecar mesh on loopback: client-side Envoy (one outbound listener per caller
+// identity x inbound listener) -> mTLS with SPIFFE certificates -> server-side Envoy (Wasm filter,
+// ext_proc, router) -> sample app; plus the meshward ext_proc server in this process.
+// Used by the end-to-end tests, the demo and the benchmarks. Every process is cleaned up by stop().
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Engine, type EngineConfig } from '../engine/engine.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { startServer, type RunningServer } from '../server.ts';
+import { generatePki, type TestPki, type WorkloadSpec } from './certs.ts';
+import { clientSidecarBootstrap, serverSidecarBootstrap, type InboundListener, type OutboundListener } from './envoy-config.ts';
+import { startEnvoy, type EnvoyProcess } from './envoy-process.ts';
+import { PROJECT_ROOT } from './envoy-binary.ts';
+import { freePort } from './ports.ts';
+import { startUpstreamApp, type UpstreamApp } from './upstream-app.ts';
+
+export const DEFAULT_WASM_FILE = path.join(PROJECT_ROOT, 'build', 'filter.wasm');
+
+export interface LocalMeshOptions {
+  /** Caller workloads ("namespace/serviceAccount"); each gets a certificate and outbound listeners. */
+  callers: string[];
+  /** The called workload (the server sidecar's identity). */
+  server?: string;
+  /** Inbound listeners on the server sidecar; default one fail-closed listener named "inbound". */
+  inbound?: { name: string; failureModeAllow: boolean }[];
+  engine?: EngineConfig;
+  logger?: Logger;
+  wasmFile?: string;
+  pluginConfig?: Record<string, unknown>;
+  messageTimeoutSeconds?: number;
+  /** Keep the working directory (certs, configs, logs) after stop(), for debugging. */
+  keepWorkDir?: boolean;
+}
+
+export interface LocalMesh {
+  readonly workDir: string;
+  readonly pki: TestPki;
+  readonly engine: Engine;
+  readonly app: UpstreamApp;
+  readonly serverSidecar: EnvoyProcess;
+  readonly clientSidecar: EnvoyProcess;
+  spiffeIdOf(workload: string): string;
+  /** Base URL (plaintext, client side) through which `caller` reaches the server via `inbound`. */
+  urlFor(caller: string, inbound?: string): string;
+  extProcRunning(): boolean;
+  stopExtProc(): Promise<void>;
+  startExtProc(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function parseWorkload(w: string): WorkloadSpec {
+  const [namespace, serviceAccount, ...rest] = w.split('/');
+  if (!namespace || !serviceAccount || rest.length > 0) throw new Error(`workload must be "namespace/serviceAccount", got ${JSON.stringify(w)}`);
+  return { namespace, serviceAccount };
+}
+
+export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
+  const log = options.logger ?? silentLogger;
+  const wasmFile = options.wasmFile ?? DEFAULT_WASM_FILE;
+  if (!existsSync(wasmFile)) throw new Error(`filter module ${wasmFile} not found: run \`npm run build\``);
+  const serverWorkload = options.server ?? 'default/server';
+  const inboundSpecs = options.inbound ?? [{ name: 'inbound', failureModeAllow: false }];
+
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'meshward-mesh-'));
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    cleanups.length = 0;
+    if (!options.keepWorkDir) await rm(workDir, { recursive: true, force: true });
+  };
+
+  try {
+    const pki = await generatePki(path.join(workDir, 'certs'), [serverWorkload, ...options.callers].map(parseWorkload));
+    const engine = new Engine(options.engine ?? { denyRules: [] });
+
+    const app = await startUpstreamApp();
+    cleanups.push(() => app.close());
+
+    const extProcPort = await freePort();
+    let extProc: RunningServer | undefined = await startServer(engine, log, { port: extProcPort });
+    cleanups.push(async () => { extProc?.forceClose(); extProc = undefined; });
+
+    const serverCert = pki.workloads.get(serverWorkload)!;
+    const inbound: InboundListener[] = [];
+    for (const spec of inboundSpecs) inbound.push({ ...spec, port: await freePort() });
+    const serverAdmin = await freePort();
+    const serverSidecar = await startEnvoy('server-sidecar', serverSidecarBootstrap({
+      adminPort: serverAdmin,
+      inbound,
+      appPort: app.port,
+      extProcPort,
+      wasmFile,
+      ...(options.pluginConfig ? { pluginConfig: options.pluginConfig } : {}),
+      certFile: serverCert.certFile,
+      keyFile: serverCert.keyFile,
+      caFile: pki.caFile,
+      trustDomain: pki.trustDomain,
+      ...(options.messageTimeoutSeconds !== undefined ? { messageTimeoutSeconds: options.messageTimeoutSeconds } : {}),
+    }), workDir, serverAdmin);
+    cleanups.push(() => serverSidecar.stop());
+
+    const outbound: OutboundListener[] = [];
+    const urls = new Map<string, string>();
+    const serverSpec = parseWorkload(serverWorkload);
+    for (const caller of options.callers) {
+      const cert = pki.workloads.get(caller)!;
+      for (const l of inbound) {
+        const port = await freePort();
+        const name = `${caller.replace('/', '_')}__${l.name}`;
+        outbound.push({
+          name, port, certFile: cert.certFile, keyFile: cert.keyFile, upstreamPort: l.port,
+          upstreamSpiffeId: serverCert.spiffeId, upstreamSni: `${serverSpec.serviceAccount}.${serverSpec.namespace}.svc`,
+        });
+        urls.set(`${caller}|${l.name}`, `http://127.0.0.1:${port}`);
+      }
+    }
+    const clientAdmin = await freePort();
+    const clientSidecar = await startEnvoy('client-sidecar', clientSidecarBootstrap({ adminPort: clientAdmin, caFile: pki.caFile, outbound }), workDir, clientAdmin);
+    cleanups.push(() => clientSidecar.stop());
+
+    return {
+      workDir, pki, engine, app, serverSidecar, clientSidecar,
+      spiffeIdOf: (w) => {
+        const c = pki.workloads.get(w);
+        if (!c) throw new Error(`unknown workload ${w}`);
+        return c.spiffeId;
+      },
+      urlFor: (caller, inboundName = inboundSpecs[0]!.name) => {
+        const u = urls.get(`${caller}|${inboundName}`);
+        if (!u) throw new Error(`no outbound listener for caller ${caller} to inbound ${inboundName}`);
+        return u;
+      },
+      extProcRunning: () => extProc !== undefined,
+      stopExtProc: async () => { extProc?.forceClose(); extProc = undefined; },
+      startExtProc: async () => { if (!extProc) extProc = await startServer(engine, log, { port: extProcPort }); },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
