@@ -23,8 +23,10 @@ export const DEFAULT_SERVER_OPTIONS: ServerOptions = {
 
 export interface ServerCounters {
   streamsStarted: number;
+  /** Streams not yet closed (ended, cancelled or failed). */
+  streamsActive: number;
+  /** Streams this server ended with a gRPC error status (protocol violations, internal errors). */
   streamsFailed: number;
-  streamsCancelled: number;
   messages: number;
 }
 
@@ -41,7 +43,7 @@ type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse
 
 export async function startServer(engine: Engine, log: Logger, options: Partial<ServerOptions> = {}): Promise<RunningServer> {
   const opts = { ...DEFAULT_SERVER_OPTIONS, ...options };
-  const counters: ServerCounters = { streamsStarted: 0, streamsFailed: 0, streamsCancelled: 0, messages: 0 };
+  const counters: ServerCounters = { streamsStarted: 0, streamsActive: 0, streamsFailed: 0, messages: 0 };
   // Request ids: a per-process prefix plus a counter (cheap, unique, and not taken from any header).
   const idPrefix = `${process.pid.toString(36)}${Date.now().toString(36)}`;
   let nextId = 0;
@@ -53,6 +55,8 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
 
   const process_ = (call: ProcessCall): void => {
     counters.streamsStarted++;
+    counters.streamsActive++;
+    call.once('close', () => { counters.streamsActive--; });
     const stream = new ExtProcStream(`${idPrefix}-${(nextId++).toString(36)}`, engine, log);
     let finished = false;
 
@@ -81,8 +85,7 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
       }
     });
     call.on('cancelled', () => {
-      // Envoy resets streams after half-closing them by default; that is normal, not an error.
-      if (!finished) counters.streamsCancelled++;
+      // Envoy resets every stream after half-closing it by default; that is normal, not an error.
       finished = true;
     });
     call.on('error', (err: Error & { code?: number }) => {
