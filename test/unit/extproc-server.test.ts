@@ -16,7 +16,7 @@ before(async () => {
   const engine = new Engine({ denyRules: [{ name: 'deny-b', identity: 'spiffe://td/ns/a/sa/b' }] });
   server = await startServer(engine, silentLogger, { port: 0, maxMessageBytes: 4096 });
   const Ctor = grpc.makeClientConstructor(externalProcessorService(), 'ExternalProcessor');
-  client = new Ctor(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as typeof client;
+  client = new Ctor(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as unknown as typeof client;
 });
 
 after(async () => {
