@@ -17,49 +17,55 @@ export interface MeshwardFilterOptions {
   messageTimeoutSeconds?: number;
 }
 
+export function meshwardWasmFilter(o: Pick<MeshwardFilterOptions, 'wasmFile' | 'pluginConfig'>): Json {
+  return {
+    name: 'envoy.filters.http.wasm',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
+      config: {
+        name: 'meshward',
+        root_id: 'meshward',
+        // The filter must never be the reason a request fails.
+        failure_policy: 'FAIL_OPEN',
+        configuration: {
+          '@type': 'type.googleapis.com/google.protobuf.StringValue',
+          value: JSON.stringify(o.pluginConfig ?? {}),
+        },
+        vm_config: {
+          runtime: 'envoy.wasm.runtime.v8',
+          code: { local: { filename: o.wasmFile } },
+        },
+      },
+    },
+  };
+}
+
+export function meshwardExtProcFilter(o: Omit<MeshwardFilterOptions, 'wasmFile' | 'pluginConfig'> & { requestBodyMode?: 'NONE' | 'BUFFERED' }): Json {
+  return {
+    name: 'envoy.filters.http.ext_proc',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
+      grpc_service: { envoy_grpc: { cluster_name: o.extProcCluster }, timeout: '1s' },
+      failure_mode_allow: o.failureModeAllow,
+      message_timeout: `${o.messageTimeoutSeconds ?? 0.5}s`,
+      max_message_timeout: '2s',
+      allow_mode_override: true,
+      processing_mode: {
+        request_header_mode: 'SEND',
+        response_header_mode: 'SEND',
+        request_body_mode: o.requestBodyMode ?? 'NONE',
+        response_body_mode: 'NONE',
+        request_trailer_mode: 'SKIP',
+        response_trailer_mode: 'SKIP',
+      },
+      request_attributes: [...REQUIRED_REQUEST_ATTRIBUTES],
+    },
+  };
+}
+
+/** The meshward filters in the order they must run: Wasm capture first, then ext_proc. */
 export function meshwardHttpFilters(o: MeshwardFilterOptions): Json[] {
-  return [
-    {
-      name: 'envoy.filters.http.wasm',
-      typed_config: {
-        '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
-        config: {
-          name: 'meshward',
-          root_id: 'meshward',
-          // The filter must never be the reason a request fails.
-          failure_policy: 'FAIL_OPEN',
-          configuration: {
-            '@type': 'type.googleapis.com/google.protobuf.StringValue',
-            value: JSON.stringify(o.pluginConfig ?? {}),
-          },
-          vm_config: {
-            runtime: 'envoy.wasm.runtime.v8',
-            code: { local: { filename: o.wasmFile } },
-          },
-        },
-      },
-    },
-    {
-      name: 'envoy.filters.http.ext_proc',
-      typed_config: {
-        '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
-        grpc_service: { envoy_grpc: { cluster_name: o.extProcCluster }, timeout: '1s' },
-        failure_mode_allow: o.failureModeAllow,
-        message_timeout: `${o.messageTimeoutSeconds ?? 0.5}s`,
-        max_message_timeout: '2s',
-        allow_mode_override: true,
-        processing_mode: {
-          request_header_mode: 'SEND',
-          response_header_mode: 'SEND',
-          request_body_mode: 'NONE',
-          response_body_mode: 'NONE',
-          request_trailer_mode: 'SKIP',
-          response_trailer_mode: 'SKIP',
-        },
-        request_attributes: [...REQUIRED_REQUEST_ATTRIBUTES],
-      },
-    },
-  ];
+  return [meshwardWasmFilter(o), meshwardExtProcFilter(o)];
 }
 
 function staticCluster(name: string, port: number, extra: Json = {}): Json {
@@ -120,6 +126,8 @@ export interface ServerSidecarOptions {
   caFile: string;
   trustDomain: string;
   messageTimeoutSeconds?: number;
+  /** Replaces the meshward filters on every inbound listener (benchmark variants, Istio-rendered configs). */
+  httpFilters?: (listener: InboundListener) => Json[];
 }
 
 export function serverSidecarBootstrap(o: ServerSidecarOptions): Json {
@@ -144,7 +152,7 @@ export function serverSidecarBootstrap(o: ServerSidecarOptions): Json {
               },
             },
           },
-          filters: [hcm(l.name, 'local_app', meshwardHttpFilters({
+          filters: [hcm(l.name, 'local_app', o.httpFilters ? o.httpFilters(l) : meshwardHttpFilters({
             wasmFile: o.wasmFile,
             ...(o.pluginConfig ? { pluginConfig: o.pluginConfig } : {}),
             extProcCluster: 'meshward_ext_proc',
