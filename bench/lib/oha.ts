@@ -46,7 +46,7 @@ interface OhaJson {
 }
 
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
-  const args = ['-z', `${o.seconds}s`, '-c', String(o.connections), '--no-tui', '--output-format', 'json', '--disable-keepalive=false'];
+  const args = ['-z', `${o.seconds}s`, '-c', String(o.connections), '--no-tui', '--output-format', 'json', '--worker-threads', '1', '-w'];
   if (o.rate !== undefined) args.push('-q', String(o.rate), '--latency-correction');
   if (o.method) args.push('-m', o.method);
   if (o.bodyFile) args.push('-D', o.bodyFile);

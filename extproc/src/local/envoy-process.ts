@@ -9,6 +9,7 @@ export interface EnvoyProcess {
   readonly name: string;
   readonly adminPort: number;
   readonly logFile: string;
+  readonly pid: number;
   /** Envoy's counters and gauges whose names match `filter` (regex), from /stats?format=json. */
   stats(filter: string): Promise<Map<string, number>>;
   logTail(lines?: number): Promise<string>;
@@ -31,16 +32,26 @@ async function waitLive(adminPort: number, child: ChildProcess, logFile: string,
   throw new Error(`envoy admin on port ${adminPort} not LIVE after ${timeoutMs} ms (log: ${logFile})`);
 }
 
+export interface EnvoyStartOptions {
+  extraArgs?: string[];
+  /** Pin the process to these CPUs (taskset list, e.g. "0"), for benchmarks. */
+  cpus?: string;
+  concurrency?: number;
+}
+
 export async function startEnvoy(name: string, bootstrap: Record<string, unknown>, dir: string, adminPort: number,
-  extraArgs: string[] = []): Promise<EnvoyProcess> {
+  options: EnvoyStartOptions = {}): Promise<EnvoyProcess> {
   const configFile = `${dir}/${name}.json`;
   const logFile = `${dir}/${name}.log`;
   await writeFile(configFile, JSON.stringify(bootstrap, null, 2));
   const out = createWriteStream(logFile);
-  const child = spawn(envoyBinary(), [
-    '-c', configFile, '--disable-hot-restart', '--concurrency', '1', '--log-level', 'warning',
-    '--component-log-level', 'wasm:info', ...extraArgs,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [
+    '-c', configFile, '--disable-hot-restart', '--concurrency', String(options.concurrency ?? 1), '--log-level', 'warning',
+    '--component-log-level', 'wasm:info', ...(options.extraArgs ?? []),
+  ];
+  const child = options.cpus !== undefined
+    ? spawn('taskset', ['-c', options.cpus, envoyBinary(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(envoyBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(out);
   child.stderr!.pipe(out);
   const untrack = trackChild(child);
@@ -55,6 +66,7 @@ export async function startEnvoy(name: string, bootstrap: Record<string, unknown
     name,
     adminPort,
     logFile,
+    pid: child.pid!,
     async stats(filter: string) {
       const res = await fetch(`http://127.0.0.1:${adminPort}/stats?format=json&filter=${encodeURIComponent(filter)}`);
       const body = await res.json() as { stats: { name: string; value?: number }[] };
