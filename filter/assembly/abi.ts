@@ -3,9 +3,9 @@
 // Only what the filter calls is declared, so the module imports nothing it does not need.
 
 export const enum LogLevel { Trace = 0, Debug = 1, Info = 2, Warn = 3, Error = 4, Critical = 5 }
-export const enum MapType { RequestHeaders = 0, RequestTrailers = 1, ResponseHeaders = 2, ResponseTrailers = 3 }
-export const enum BufferType { HttpRequestBody = 0, HttpResponseBody = 1, VmConfiguration = 6, PluginConfiguration = 7 }
-export const enum Status { Ok = 0, NotFound = 1, BadArgument = 2, Empty = 7 }
+export const enum MapType { RequestHeaders = 0, RequestTrailers = 1, ResponseHeaders = 2, ResponseTrailers = 3, HttpCallResponseHeaders = 6 }
+export const enum BufferType { HttpRequestBody = 0, HttpResponseBody = 1, HttpCallResponseBody = 4, VmConfiguration = 6, PluginConfiguration = 7 }
+export const enum Status { Ok = 0, NotFound = 1, BadArgument = 2, Empty = 7, CasMismatch = 8 }
 export const enum Action { Continue = 0, Pause = 1 }
 export const enum MetricType { Counter = 0, Gauge = 1, Histogram = 2 }
 
@@ -29,3 +29,24 @@ export declare function proxy_define_metric(metricType: u32, namePtr: usize, nam
 
 @external("env", "proxy_increment_metric")
 export declare function proxy_increment_metric(metricId: u32, offset: i64): u32;
+
+@external("env", "proxy_send_local_response")
+export declare function proxy_send_local_response(statusCode: u32, detailsPtr: usize, detailsSize: usize, bodyPtr: usize, bodySize: usize,
+  headerPairsPtr: usize, headerPairsSize: usize, grpcStatus: i32): u32;
+
+@external("env", "proxy_set_tick_period_milliseconds")
+export declare function proxy_set_tick_period_milliseconds(periodMs: u32): u32;
+
+@external("env", "proxy_http_call")
+export declare function proxy_http_call(upstreamPtr: usize, upstreamSize: usize, headerPairsPtr: usize, headerPairsSize: usize,
+  bodyPtr: usize, bodySize: usize, trailerPairsPtr: usize, trailerPairsSize: usize, timeoutMs: u32, retTokenPtr: usize): u32;
+
+@external("env", "proxy_get_shared_data")
+export declare function proxy_get_shared_data(keyPtr: usize, keySize: usize, retValuePtrPtr: usize, retValueSizePtr: usize, retCasPtr: usize): u32;
+
+@external("env", "proxy_set_shared_data")
+export declare function proxy_set_shared_data(keyPtr: usize, keySize: usize, valuePtr: usize, valueSize: usize, cas: u32): u32;
+
+// WASI clock (Envoy provides it; proxy-wasm 0.2.1 has no time call of its own). Clock 0 = realtime.
+@external("wasi_snapshot_preview1", "clock_time_get")
+export declare function clock_time_get(clockId: u32, precision: u64, retTimePtr: usize): u32;

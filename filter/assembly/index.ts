@@ -1,12 +1,20 @@
 // meshward filter: proxy-wasm ABI 0.2.1 entry points.
-// Hot path only: capture who is calling and what, and hand it to the ext_proc server through
-// filter state. Never fails a request: every host call is checked and a missing value is skipped.
+// Hot path only: capture who is calling and what (identity, JWT peek, route template, operation id),
+// decide sampling, enforce the fast-path deny table and token buckets, and hand the capture record to
+// the ext_proc server through filter state. Never fails a request: every host call is checked, a
+// missing value is skipped, and bad input is bounded (see record.ts, jwt.ts, template.ts).
 import { Action, LogLevel, MapType, BufferType } from "./abi";
 import {
-  HostBytes, log, propertyPath, getProperty, setProperty, getHeader, getBufferString,
-  release, defineCounter, incrementCounter,
+  HostBytes, log, propertyPath, getProperty, setProperty, getHeader, getBuffer, release, defineCounter,
+  incrementCounter, getSharedData, setSharedData, serializePairs, sendLocalResponse, httpCall, nowNanos,
 } from "./host";
+import { proxy_set_tick_period_milliseconds } from "./abi";
+import { ByteBuffer, fnv1a, startsWithIgnoreCase } from "./bytes";
+import { FilterConfig, LimitRule, ROLE_OUTBOUND, configError, pairKey, parseConfig } from "./config";
+import { JwtPeek, MAX_TOKEN_BYTES, peek } from "./jwt";
+import { sha256Hex, DIGEST_HEX } from "./sha256";
 import * as record from "./record";
+import * as template from "./template";
 
 // --- ABI markers and memory -------------------------------------------------------------------
 
@@ -30,15 +38,73 @@ export function onAbort(message: string | null, fileName: string | null, line: u
 const PATH_PEER_URI = propertyPath(["connection", "uri_san_peer_certificate"]);
 const PATH_MTLS = propertyPath(["connection", "mtls"]);
 const PATH_SOURCE = propertyPath(["source", "address"]);
+const PATH_PEER_WORKLOAD = propertyPath(["filter_state", "downstream_peer", "workload"]);
+const PATH_PEER_NAMESPACE = propertyPath(["filter_state", "downstream_peer", "namespace"]);
+const PATH_NODE_ID = propertyPath(["xds", "node", "id"]);
+const PATH_NODE_NAMESPACE = propertyPath(["xds", "node", "metadata", "NAMESPACE"]);
+const PATH_NODE_SERVICE_ACCOUNT = propertyPath(["xds", "node", "metadata", "SERVICE_ACCOUNT"]);
+const PATH_NODE_WORKLOAD = propertyPath(["xds", "node", "metadata", "WORKLOAD_NAME"]);
 const PROPERTY_RECORD = String.UTF8.encode("meshward");
+// Filter state wasm.meshward_fastpath = "1" marks a local reply from this filter, so the ext_proc
+// filter (wrapped in a matcher on it) skips the reply instead of opening a stream for it.
+const PROPERTY_FASTPATH = String.UTF8.encode("meshward_fastpath");
+const FASTPATH_MARK: usize = memory.data<u8>([0x31]);
 const HEADER_METHOD = String.UTF8.encode(":method");
 const HEADER_PATH = String.UTF8.encode(":path");
 const HEADER_AUTHORITY = String.UTF8.encode(":authority");
+const HEADER_AUTHORIZATION = String.UTF8.encode("authorization");
+const HEADER_API_KEY = String.UTF8.encode("x-api-key");
+const HEADER_REQUEST_ID = String.UTF8.encode("x-request-id");
+const HEADER_STATUS = String.UTF8.encode(":status");
 
-let counterRequests: u32 = 0xffffffff;
-let counterCaptureErrors: u32 = 0xffffffff;
+const DENY_DETAILS = String.UTF8.encode("meshward_fastpath_deny");
+const DENY_BODY = String.UTF8.encode("{\"error\":\"forbidden\",\"reason\":\"fastpath_deny\"}");
+const LIMIT_DETAILS = String.UTF8.encode("meshward_fastpath_limit");
+const LIMIT_BODY = String.UTF8.encode("{\"error\":\"too_many_requests\",\"reason\":\"fastpath_limit\"}");
+const CONTENT_TYPE = String.UTF8.encode("content-type");
+const JSON_TYPE = String.UTF8.encode("application/json");
+const FASTPATH_HEADER = String.UTF8.encode("x-meshward-fastpath");
+const DENY_PAIRS = new ByteBuffer();
+const LIMIT_PAIRS = new ByteBuffer();
+serializePairs([CONTENT_TYPE, FASTPATH_HEADER], [JSON_TYPE, String.UTF8.encode("deny")], DENY_PAIRS);
+serializePairs([CONTENT_TYPE, FASTPATH_HEADER], [JSON_TYPE, String.UTF8.encode("limit")], LIMIT_PAIRS);
 
+/** Largest refreshed configuration accepted, in bytes. */
+const MAX_CONFIG_BYTES: u32 = 4 * 1024 * 1024;
+const FNV_OFFSET: u32 = 0x811c9dc5;
+const NO_METRIC: u32 = 0xffffffff;
+
+// Counters: fixed names, never a path or identity in a name (bounded cardinality).
+let counterRequests = NO_METRIC;
+let counterSampled = NO_METRIC;
+let counterDenied = NO_METRIC;
+let counterLimited = NO_METRIC;
+let counterCaptureErrors = NO_METRIC;
+let counterLocalReplyErrors = NO_METRIC;
+let counterJwtMalformed = NO_METRIC;
+let counterConfigApplied = NO_METRIC;
+let counterConfigRejected = NO_METRIC;
+let counterRefreshFailed = NO_METRIC;
+
+let config = new FilterConfig();
+let configured = false;
+
+// Per-request scratch, reused.
+const method = new HostBytes();
+const authority = new HostBytes();
+const path = new HostBytes();
 const scratch = new HostBytes();
+const operation = new ByteBuffer();
+const jwtPeek = new JwtPeek();
+/** Transport-level caller key (workload / ip), built only when a table needs it; and the end-user
+ *  key when a JWT names a subject. Peer and source bytes are kept in reused buffers until then. */
+let identity = "";
+let identityReady = false;
+let userKey = "";
+const peerBytes = new ByteBuffer();
+const sourceBytes = new ByteBuffer();
+/** Own identity from Envoy's node (outbound), computed once per VM. */
+let nodeIdentity: string | null = null;
 
 // --- Lifecycle ----------------------------------------------------------------------------------
 
@@ -48,50 +114,406 @@ export function proxy_on_vm_start(rootContextId: u32, vmConfigurationSize: u32):
   return 1;
 }
 
+function defineCounters(): void {
+  if (counterRequests != NO_METRIC) return;
+  counterRequests = defineCounter("meshward_filter_requests_total");
+  counterSampled = defineCounter("meshward_filter_sampled_total");
+  counterDenied = defineCounter("meshward_filter_local_denies_total");
+  counterLimited = defineCounter("meshward_filter_local_limits_total");
+  counterCaptureErrors = defineCounter("meshward_filter_capture_errors_total");
+  counterLocalReplyErrors = defineCounter("meshward_filter_local_reply_errors_total");
+  counterJwtMalformed = defineCounter("meshward_filter_jwt_malformed_total");
+  counterConfigApplied = defineCounter("meshward_filter_config_applied_total");
+  counterConfigRejected = defineCounter("meshward_filter_config_rejected_total");
+  counterRefreshFailed = defineCounter("meshward_filter_config_refresh_failed_total");
+}
+
 export function proxy_on_configure(rootContextId: u32, pluginConfigurationSize: u32): u32 {
   // Configuration is read here (never at top level: host calls are not allowed during _initialize).
-  const config = getBufferString(BufferType.PluginConfiguration, pluginConfigurationSize);
-  counterRequests = defineCounter("meshward_filter_requests_total");
-  counterCaptureErrors = defineCounter("meshward_filter_capture_errors_total");
-  log(LogLevel.Info, "meshward filter configured (" + config.length.toString() + " bytes of configuration)");
+  defineCounters();
+  if (!getBuffer(BufferType.PluginConfiguration, pluginConfigurationSize, scratch)) {
+    log(LogLevel.Error, "meshward filter: invalid configuration refused: plugin configuration unreadable");
+    incrementCounter(counterConfigRejected);
+    return configured ? 1 : 0;
+  }
+  const next = parseConfig(scratch.ptr, scratch.len, true, null);
+  release(scratch);
+  if (next === null) {
+    // Refusing (false) makes Envoy reject this configuration and keep the one in force.
+    log(LogLevel.Error, "meshward filter: invalid configuration refused: " + configError);
+    incrementCounter(counterConfigRejected);
+    return 0;
+  }
+  config = next;
+  configured = true;
+  nodeIdentity = null; // the trust domain may have changed
+  incrementCounter(counterConfigApplied);
+  const refresh = next.refresh;
+  if (refresh !== null) {
+    sharedConfigKey = String.UTF8.encode("meshward.config." + refresh.cluster + refresh.path);
+    sharedFetchKey = String.UTF8.encode("meshward.fetch." + refresh.cluster + refresh.path);
+    refreshCluster = String.UTF8.encode(refresh.cluster);
+    serializePairs(
+      [String.UTF8.encode(":method"), String.UTF8.encode(":path"), String.UTF8.encode(":authority"), String.UTF8.encode("authorization")],
+      [String.UTF8.encode("GET"), String.UTF8.encode(refresh.path), String.UTF8.encode(refresh.authority), String.UTF8.encode("Bearer " + refresh.token)],
+      refreshHeaders);
+    proxy_set_tick_period_milliseconds(refresh.intervalMs < 1000 ? refresh.intervalMs : 1000);
+  }
+  log(LogLevel.Info, "meshward filter configured (" + (next.role == ROLE_OUTBOUND ? "outbound" : "inbound") +
+    ", version \"" + next.version + "\")");
   return 1;
+}
+
+// --- Configuration refresh: one worker fetches per interval, every VM adopts via shared data ------
+
+let sharedConfigKey = new ArrayBuffer(0);
+let sharedFetchKey = new ArrayBuffer(0);
+let refreshCluster = new ArrayBuffer(0);
+const refreshHeaders = new ByteBuffer();
+let adoptedCas: u32 = 0;
+let callInFlight: u32 = 0;
+const NANOS_SLOT: usize = memory.data(8);
+
+/** Parses and applies a refreshed document; logs and keeps the configuration in force when invalid. */
+function applyRefreshed(ptr: usize, len: usize, origin: string): bool {
+  const next = parseConfig(ptr, len, false, config);
+  if (next === null) {
+    log(LogLevel.Error, "meshward filter: " + origin + " configuration refused (" + configError +
+      "); keeping version \"" + config.version + "\"");
+    incrementCounter(counterConfigRejected);
+    return false;
+  }
+  const changed = next.version != config.version;
+  config = next;
+  incrementCounter(counterConfigApplied);
+  if (changed) log(LogLevel.Info, "meshward filter: configuration version \"" + next.version + "\" applied");
+  return true;
+}
+
+export function proxy_on_tick(rootContextId: u32): void {
+  const refresh = config.refresh;
+  if (refresh === null) return;
+  // Adopt what another VM fetched.
+  const cas = getSharedData(sharedConfigKey, scratch);
+  if (cas != 0 && cas != adoptedCas) {
+    adoptedCas = cas;
+    applyRefreshed(scratch.ptr, scratch.len, "shared");
+  }
+  release(scratch);
+  if (callInFlight != 0) return;
+  // Claim this interval's fetch with a CAS on the shared timestamp: exactly one VM wins.
+  const now = nowNanos();
+  const fetchCas = getSharedData(sharedFetchKey, scratch);
+  let last: i64 = 0;
+  if (fetchCas != 0 && scratch.len == 8) last = load<i64>(scratch.ptr);
+  release(scratch);
+  if (fetchCas != 0 && now - last < <i64>refresh.intervalMs * 1000000) return;
+  store<i64>(NANOS_SLOT, now);
+  if (!setSharedData(sharedFetchKey, NANOS_SLOT, 8, fetchCas == 0 ? 0 : fetchCas)) return;
+  callInFlight = httpCall(refreshCluster, refreshHeaders, refresh.timeoutMs);
+  if (callInFlight == 0) {
+    incrementCounter(counterRefreshFailed);
+    log(LogLevel.Warn, "meshward filter: configuration refresh call to cluster \"" + refresh.cluster + "\" could not start");
+  }
+}
+
+function statusIs200(): bool {
+  if (!getHeader(MapType.HttpCallResponseHeaders, HEADER_STATUS, scratch)) return false;
+  const ok = scratch.len == 3 && load<u8>(scratch.ptr) == 0x32 && load<u8>(scratch.ptr + 1) == 0x30 && load<u8>(scratch.ptr + 2) == 0x30;
+  release(scratch);
+  return ok;
+}
+
+export function proxy_on_http_call_response(contextId: u32, token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
+  callInFlight = 0;
+  if (numHeaders == 0 || !statusIs200()) {
+    incrementCounter(counterRefreshFailed);
+    log(LogLevel.Warn, "meshward filter: configuration refresh failed (no 200 response); keeping version \"" + config.version + "\"");
+    return;
+  }
+  if (bodySize > MAX_CONFIG_BYTES) {
+    incrementCounter(counterConfigRejected);
+    log(LogLevel.Error, "meshward filter: refreshed configuration refused (larger than 4 MiB); keeping version \"" + config.version + "\"");
+    return;
+  }
+  if (!getBuffer(BufferType.HttpCallResponseBody, bodySize, scratch)) {
+    incrementCounter(counterRefreshFailed);
+    return;
+  }
+  if (applyRefreshed(scratch.ptr, scratch.len, "refreshed")) {
+    setSharedData(sharedConfigKey, scratch.ptr, scratch.len, 0);
+    release(scratch);
+    // Remember our own write's CAS so the next tick does not parse the same document again.
+    adoptedCas = getSharedData(sharedConfigKey, scratch);
+  }
+  release(scratch);
 }
 
 // --- Request path -------------------------------------------------------------------------------
 
-function appendProperty(key: string, path: ArrayBuffer): void {
-  if (getProperty(path, scratch)) {
+function appendProperty(key: string, p: ArrayBuffer): void {
+  if (getProperty(p, scratch)) {
     record.fieldBytes(key, scratch.ptr, scratch.len);
     release(scratch);
   }
 }
 
-function appendHeader(key: string, name: ArrayBuffer): void {
-  if (getHeader(MapType.RequestHeaders, name, scratch)) {
+const MAX_KEY_PART = 256;
+
+/** Mirrors workloadKeyOf in extproc/src/engine/exchange.ts: workload, else "ip:<address>", else anonymous. */
+function workloadKey(workload: string, sourceAddress: string): string {
+  if (workload.length > 0) return workload.substring(0, MAX_KEY_PART);
+  if (sourceAddress.length > 0) {
+    let end = sourceAddress.length;
+    let i = end - 1;
+    while (i >= 0 && sourceAddress.charCodeAt(i) >= 0x30 && sourceAddress.charCodeAt(i) <= 0x39) i--;
+    if (i >= 0 && i < end - 1 && sourceAddress.charCodeAt(i) == 0x3a) end = i;
+    let start = 0;
+    if (end >= 2 && sourceAddress.charCodeAt(0) == 0x5b && sourceAddress.charCodeAt(end - 1) == 0x5d) { start = 1; end--; }
+    return "ip:" + sourceAddress.substring(start, end).substring(0, MAX_KEY_PART);
+  }
+  return "anonymous";
+}
+
+function hostString(b: HostBytes): string {
+  return b.len == 0 ? "" : String.UTF8.decodeUnsafe(b.ptr, b.len);
+}
+
+function copyProperty(key: string, p: ArrayBuffer, into: ByteBuffer): void {
+  into.reset();
+  if (getProperty(p, scratch)) {
     record.fieldBytes(key, scratch.ptr, scratch.len);
+    into.append(scratch.ptr, scratch.len);
     release(scratch);
   }
 }
 
-export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 {
-  incrementCounter(counterRequests);
-  record.begin();
-  appendProperty("peer", PATH_PEER_URI);
+function callerIdentity(): string {
+  if (!identityReady) {
+    identity = workloadKey(peerBytes.toString(), sourceBytes.toString());
+    identityReady = true;
+  }
+  return identity;
+}
+
+function captureInbound(): void {
+  copyProperty("peer", PATH_PEER_URI, peerBytes);
   if (getProperty(PATH_MTLS, scratch)) {
     record.fieldAscii("mtls", scratch.len > 0 && load<u8>(scratch.ptr) != 0 ? "1" : "0");
     release(scratch);
   } else {
     record.fieldAscii("mtls", "0");
   }
-  appendProperty("src", PATH_SOURCE);
-  appendHeader("method", HEADER_METHOD);
-  appendHeader("authority", HEADER_AUTHORITY);
-  appendHeader("path", HEADER_PATH);
+  copyProperty("src", PATH_SOURCE, sourceBytes);
+  appendProperty("peer.workload", PATH_PEER_WORKLOAD);
+  appendProperty("peer.namespace", PATH_PEER_NAMESPACE);
+}
+
+/** Own identity (outbound): configured, else spiffe://<trust domain>/ns/<NAMESPACE>/sa/<SERVICE_ACCOUNT>
+ *  from Envoy's node metadata (as Istio sets it), else the node id. Read once per VM: it never changes. */
+function ownIdentity(c: FilterConfig): string {
+  if (c.self.length > 0) return c.self;
+  if (nodeIdentity === null) {
+    let ns = "";
+    let sa = "";
+    if (getProperty(PATH_NODE_NAMESPACE, scratch)) { ns = hostString(scratch); release(scratch); }
+    if (getProperty(PATH_NODE_SERVICE_ACCOUNT, scratch)) { sa = hostString(scratch); release(scratch); }
+    if (ns.length > 0 && sa.length > 0) nodeIdentity = "spiffe://" + c.trustDomain + "/ns/" + ns + "/sa/" + sa;
+    else if (getProperty(PATH_NODE_ID, scratch)) { nodeIdentity = hostString(scratch); release(scratch); }
+    else nodeIdentity = "";
+  }
+  return nodeIdentity!;
+}
+
+function captureOutbound(): void {
+  record.fieldAscii("role", "outbound");
+  const self = ownIdentity(config);
+  record.fieldString("self", self);
+  appendProperty("self.namespace", PATH_NODE_NAMESPACE);
+  appendProperty("self.workload", PATH_NODE_WORKLOAD);
+  record.fieldBytes("dest", authority.ptr, authority.len);
+  identity = self.length > 0 ? self : "anonymous";
+  identityReady = true;
+}
+
+/** Authorization: Bearer -> JWT peek and token hash; x-api-key -> hash. Raw secrets never leave. */
+function captureCredentials(nowSeconds: i64): void {
+  if (getHeader(MapType.RequestHeaders, HEADER_AUTHORIZATION, scratch)) {
+    if (startsWithIgnoreCase(scratch.ptr, scratch.len, "bearer ")) {
+      let p = scratch.ptr + 7;
+      let n = scratch.len - 7;
+      while (n > 0 && load<u8>(p) == 0x20) { p++; n--; }
+      while (n > 0 && load<u8>(p + n - 1) == 0x20) n--;
+      peek(p, n, nowSeconds, jwtPeek);
+      record.fieldString("jwt.alg", jwtPeek.alg);
+      record.fieldString("jwt.sub", jwtPeek.sub);
+      record.fieldString("jwt.iss", jwtPeek.iss);
+      record.fieldString("jwt.aud", jwtPeek.aud);
+      record.fieldString("jwt.scope", jwtPeek.scope);
+      record.fieldString("jwt.exp", jwtPeek.exp);
+      record.fieldString("jwt.nbf", jwtPeek.nbf);
+      record.fieldString("jwt.flags", jwtPeek.flagNames());
+      // Mirrors callerKeyOf in extproc/src/engine/exchange.ts.
+      if (jwtPeek.sub.length > 0 && config.needsIdentity()) {
+        userKey = "user:" + jwtPeek.iss.substring(0, MAX_KEY_PART) + "|" + jwtPeek.sub.substring(0, MAX_KEY_PART) + "@" + callerIdentity();
+      }
+      if (jwtPeek.flags & 1) incrementCounter(counterJwtMalformed);
+      if (n <= MAX_TOKEN_BYTES) {
+        sha256Hex(p, n);
+        record.fieldBytes("token.hash", DIGEST_HEX, 64);
+      }
+    }
+    release(scratch);
+  }
+  if (getHeader(MapType.RequestHeaders, HEADER_API_KEY, scratch)) {
+    if (scratch.len <= MAX_TOKEN_BYTES) {
+      sha256Hex(scratch.ptr, scratch.len);
+      record.fieldBytes("apikey", DIGEST_HEX, 64);
+    }
+    release(scratch);
+  }
+}
+
+function isWrite(): bool {
+  // GET, HEAD, OPTIONS, TRACE are reads; everything else may change state.
+  const p = method.ptr;
+  const n = method.len;
+  if (n == 3 && load<u8>(p) == 0x47 && load<u8>(p + 1) == 0x45 && load<u8>(p + 2) == 0x54) return false;
+  if (n == 4 && load<u8>(p) == 0x48 && load<u8>(p + 1) == 0x45) return false;
+  if (n == 7 && load<u8>(p) == 0x4f && load<u8>(p + 1) == 0x50) return false;
+  if (n == 5 && load<u8>(p) == 0x54 && load<u8>(p + 1) == 0x52) return false;
+  return true;
+}
+
+/** True when the table names this caller's workload key or end-user key. */
+function hasIdentity(table: Set<string>): bool {
+  return table.has(callerIdentity()) || (userKey.length > 0 && table.has(userKey));
+}
+
+/** The limit rule for this caller x operation (end-user rule first, it is more specific). */
+function limitFor(limits: Map<string, LimitRule>, op: string): LimitRule | null {
+  if (userKey.length > 0) {
+    const k = pairKey(userKey, op);
+    if (limits.has(k)) return limits.get(k);
+  }
+  const k = pairKey(callerIdentity(), op);
+  return limits.has(k) ? limits.get(k) : null;
+}
+
+/** Sampling: policy rules first, then a keyed hash of x-request-id (a caller cannot aim for "unsampled"). */
+function decideSampling(op: string): string {
+  const c = config;
+  if (c.suspectIdentities.size > 0 && hasIdentity(c.suspectIdentities)) return "suspect";
+  if (c.alwaysOperations.size > 0 && isWrite() && c.alwaysOperations.has(op)) return "operation";
+  const bp = c.samplePercentBasisPoints;
+  if (bp == 0) return "";
+  if (bp >= 10000) return "percent";
+  let h = fnv1a(FNV_OFFSET, changetype<usize>(c.seed), <usize>c.seed.byteLength);
+  if (getHeader(MapType.RequestHeaders, HEADER_REQUEST_ID, scratch)) {
+    h = fnv1a(h, scratch.ptr, scratch.len);
+    release(scratch);
+  } else {
+    h ^= <u32>(nowNanos() & 0xffffffff);
+  }
+  // Final avalanche so neighbouring request ids spread evenly.
+  h ^= h >>> 16; h *= 0x7feb352d; h ^= h >>> 15; h *= 0x846ca68b; h ^= h >>> 16;
+  return h % 10000 < bp ? "percent" : "";
+}
+
+/** Takes one token from the shared bucket; true when the request may pass. Contention fails open. */
+function takeToken(rule: LimitRule): bool {
+  const now = nowNanos();
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const cas = getSharedData(rule.key, scratch);
+    let tokens = rule.burst;
+    let last = now;
+    if (cas != 0 && scratch.len == 16) {
+      tokens = load<f64>(scratch.ptr);
+      last = load<i64>(scratch.ptr + 8);
+    }
+    release(scratch);
+    const elapsed = now > last ? <f64>(now - last) / 1e9 : 0.0;
+    tokens = Math.min(rule.burst, tokens + elapsed * rule.ratePerSecond);
+    const allowed = tokens >= 1.0;
+    if (allowed) tokens -= 1.0;
+    store<f64>(BUCKET_SLOT, tokens);
+    store<i64>(BUCKET_SLOT + 8, now);
+    if (setSharedData(rule.key, BUCKET_SLOT, 16, cas == 0 ? 0 : cas)) return allowed;
+  }
+  return true;
+}
+const BUCKET_SLOT: usize = memory.data(16);
+
+function localReply(status: u32, details: ArrayBuffer, body: ArrayBuffer, pairs: ByteBuffer, counter: u32): u32 {
+  incrementCounter(counter);
+  setProperty(PROPERTY_FASTPATH, FASTPATH_MARK, 1);
+  if (!sendLocalResponse(status, details, body, pairs)) {
+    incrementCounter(counterLocalReplyErrors);
+    return Action.Continue;
+  }
+  return Action.Pause;
+}
+
+export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 {
+  incrementCounter(counterRequests);
+  const c = config;
+  const nowNs = nowNanos();
+  userKey = "";
+  identityReady = false;
+  record.begin();
+  getHeader(MapType.RequestHeaders, HEADER_METHOD, method);
+  getHeader(MapType.RequestHeaders, HEADER_AUTHORITY, authority);
+  getHeader(MapType.RequestHeaders, HEADER_PATH, path);
+
+  if (c.role == ROLE_OUTBOUND) captureOutbound(); else captureInbound();
+  record.fieldBytes("method", method.ptr, method.len);
+  record.fieldBytes("authority", authority.ptr, authority.len);
+  record.fieldBytes("path", path.ptr, path.len);
+
+  // Operation id = "METHOD authority template", as the engine's toExchange builds it.
+  if (!template.lookupInto(c.templates, method.ptr, method.len, path.ptr, path.len)) template.templateInto(path.ptr, path.len);
+  record.fieldBytes("template", template.out.ptr, template.out.len);
+  operation.reset();
+  operation.append(method.ptr, method.len);
+  operation.push(0x20);
+  operation.append(authority.ptr, authority.len);
+  operation.push(0x20);
+  operation.append(template.out.ptr, template.out.len);
+  record.fieldBytes("op", operation.ptr, operation.len);
+
+  captureCredentials(nowNs / 1000000000);
+
+  // Strings for table lookups only when some table needs them.
+  const needOp = c.hasEnforcement() || c.alwaysOperations.size > 0;
+  const op = needOp ? operation.toString() : "";
+  const reason = decideSampling(op);
+  record.fieldAscii("sampled", reason.length > 0 ? "1" : "0");
+  if (reason.length > 0) {
+    record.fieldAscii("sample.reason", reason);
+    incrementCounter(counterSampled);
+  }
+  if (c.version.length > 0) record.fieldString("cfg", c.version);
+  record.finish();
   if (!setProperty(PROPERTY_RECORD, record.recordPtr(), record.recordLen())) {
     incrementCounter(counterCaptureErrors);
     log(LogLevel.Warn, "meshward filter: could not write capture record to filter state");
   }
-  return Action.Continue;
+
+  let action: u32 = Action.Continue;
+  if (c.hasEnforcement()) {
+    const denied = (c.denyIdentities.size > 0 && hasIdentity(c.denyIdentities)) ||
+      (c.denyPairs.size > 0 && (c.denyPairs.has(pairKey(callerIdentity(), op)) || (userKey.length > 0 && c.denyPairs.has(pairKey(userKey, op)))));
+    if (denied) {
+      action = localReply(403, DENY_DETAILS, DENY_BODY, DENY_PAIRS, counterDenied);
+    } else if (c.limits.size > 0) {
+      const rule = limitFor(c.limits, op);
+      if (rule !== null && !takeToken(rule)) action = localReply(429, LIMIT_DETAILS, LIMIT_BODY, LIMIT_PAIRS, counterLimited);
+    }
+  }
+  release(method);
+  release(authority);
+  release(path);
+  return action;
 }
 
 export function proxy_on_done(contextId: u32): u32 {

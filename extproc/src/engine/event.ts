@@ -12,7 +12,33 @@ export interface Caller {
   /** "ip:port" of the downstream connection. */
   sourceAddress?: string;
   identitySource: IdentitySource;
+  /** Istio metadata of the calling workload, when present: inbound from the peer metadata exchange
+   *  (filter state downstream_peer), outbound from the own sidecar's node metadata. */
+  workloadName?: string;
+  namespace?: string;
+  /** End user from a bearer JWT, decoded by the filter WITHOUT verification. */
+  user?: TokenUser;
+  /** SHA-256 (hex) of the bearer token / x-api-key header: never the raw secret. */
+  tokenHash?: string;
+  apiKeyHash?: string;
 }
+
+/** Claims of an unverified bearer JWT; `flags` mark tokens that are forged or sloppy on their face. */
+export interface TokenUser {
+  sub?: string;
+  iss?: string;
+  /** Audiences, space-joined when the claim is an array. */
+  aud?: string;
+  /** Scopes, space-separated (from "scope" or "scp"). */
+  scope?: string;
+  /** Seconds since the epoch. */
+  exp?: number;
+  nbf?: number;
+  alg?: string;
+  flags: readonly TokenFlag[];
+}
+
+export type TokenFlag = 'malformed' | 'oversize' | 'alg_none' | 'unsigned' | 'expired' | 'not_yet_valid';
 
 /** Header names are lower-case; a repeated header keeps every value in arrival order. */
 export type Headers = ReadonlyMap<string, readonly string[]>;
@@ -30,6 +56,15 @@ export interface RequestEvent {
   headers: Headers;
   /** Request body bytes when the body was sent to the server (sampled requests only). */
   body?: Buffer;
+  /** Operation id "METHOD authority template" and route template, as the sidecar filter derived them. */
+  operation?: string;
+  template?: string;
+  /** Whether the filter sampled this request (the server then asks Envoy for its body). */
+  sampled?: boolean;
+  /** Which sidecar listener saw the request: inbound (caller = peer) or outbound (caller = own workload). */
+  direction?: 'inbound' | 'outbound';
+  /** Outbound only: the host the workload is calling. */
+  destination?: string;
 }
 
 export interface ResponseEvent {

@@ -65,7 +65,41 @@ export function meshwardExtProcFilter(o: Omit<MeshwardFilterOptions, 'wasmFile' 
 
 /** The meshward filters in the order they must run: Wasm capture first, then ext_proc. */
 export function meshwardHttpFilters(o: MeshwardFilterOptions): Json[] {
-  return [meshwardWasmFilter(o), meshwardExtProcFilter(o)];
+  return [meshwardWasmFilter(o), skipOnFastpathReply(meshwardExtProcFilter(o))];
+}
+
+/** Filter state the Wasm filter sets ("1") when it answers a request itself (fast-path 403/429). */
+export const FASTPATH_FILTER_STATE = 'wasm.meshward_fastpath';
+
+/**
+ * Wraps an HTTP filter so it skips the Wasm filter's local replies. Envoy sends a local reply through
+ * every encoder filter, so without this ext_proc would open a stream for each fast-path 403/429.
+ * The marker is filter state (a client or the app cannot set it), matched with FilterStateInput.
+ */
+export function skipOnFastpathReply(filter: Json): Json {
+  return {
+    name: filter.name,
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher',
+      extension_config: filter,
+      xds_matcher: {
+        matcher_list: {
+          matchers: [{
+            predicate: {
+              single_predicate: {
+                input: {
+                  name: 'meshward_fastpath',
+                  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.FilterStateInput', key: FASTPATH_FILTER_STATE },
+                },
+                value_match: { exact: '1' },
+              },
+            },
+            on_match: { action: { name: 'skip', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter' } } },
+          }],
+        },
+      },
+    },
+  };
 }
 
 function staticCluster(name: string, port: number, extra: Json = {}): Json {
@@ -128,7 +162,14 @@ export interface ServerSidecarOptions {
   messageTimeoutSeconds?: number;
   /** Replaces the meshward filters on every inbound listener (benchmark variants, Istio-rendered configs). */
   httpFilters?: (listener: InboundListener) => Json[];
+  /** Name of the ext_proc cluster (default meshward_ext_proc); Istio-rendered configs use outbound|port||fqdn. */
+  extProcClusterName?: string;
+  /** Port of the meshward admin HTTP server: adds cluster FILTER_CONFIG_CLUSTER for the filter's config refresh. */
+  filterConfigPort?: number;
 }
+
+/** Cluster through which the Wasm filter fetches its configuration from the meshward server. */
+export const FILTER_CONFIG_CLUSTER = 'meshward_config';
 
 export function serverSidecarBootstrap(o: ServerSidecarOptions): Json {
   return {
@@ -155,7 +196,7 @@ export function serverSidecarBootstrap(o: ServerSidecarOptions): Json {
           filters: [hcm(l.name, 'local_app', o.httpFilters ? o.httpFilters(l) : meshwardHttpFilters({
             wasmFile: o.wasmFile,
             ...(o.pluginConfig ? { pluginConfig: o.pluginConfig } : {}),
-            extProcCluster: 'meshward_ext_proc',
+            extProcCluster: o.extProcClusterName ?? 'meshward_ext_proc',
             failureModeAllow: l.failureModeAllow,
             ...(o.messageTimeoutSeconds !== undefined ? { messageTimeoutSeconds: o.messageTimeoutSeconds } : {}),
           }), {
@@ -167,7 +208,8 @@ export function serverSidecarBootstrap(o: ServerSidecarOptions): Json {
       })),
       clusters: [
         staticCluster('local_app', o.appPort),
-        staticCluster('meshward_ext_proc', o.extProcPort, { typed_extension_protocol_options: HTTP2_OPTIONS }),
+        staticCluster(o.extProcClusterName ?? 'meshward_ext_proc', o.extProcPort, { typed_extension_protocol_options: HTTP2_OPTIONS }),
+        ...(o.filterConfigPort !== undefined ? [staticCluster(FILTER_CONFIG_CLUSTER, o.filterConfigPort)] : []),
       ],
     },
   };
@@ -189,18 +231,28 @@ export interface ClientSidecarOptions {
   adminPort: number;
   caFile: string;
   outbound: OutboundListener[];
+  /** Runs the meshward filters on the outbound listeners too (filter role "outbound"). */
+  meshward?: { wasmFile: string; pluginConfig: Json; extProcPort: number; failureModeAllow: boolean };
+  /** Envoy node (id, metadata): the outbound filter reads its own workload identity from it. */
+  node?: Json;
 }
 
 export function clientSidecarBootstrap(o: ClientSidecarOptions): Json {
+  const m = o.meshward;
+  const filters = m ? meshwardHttpFilters({
+    wasmFile: m.wasmFile, pluginConfig: m.pluginConfig, extProcCluster: 'meshward_ext_proc', failureModeAllow: m.failureModeAllow,
+  }) : [];
   return {
+    ...(o.node ? { node: o.node } : {}),
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: o.adminPort } } },
     static_resources: {
       listeners: o.outbound.map((l) => ({
         name: l.name,
         address: { socket_address: { address: '127.0.0.1', port_value: l.port } },
-        filter_chains: [{ filters: [hcm(l.name, `to_${l.name}`, [])] }],
+        filter_chains: [{ filters: [hcm(l.name, `to_${l.name}`, filters)] }],
       })),
-      clusters: o.outbound.map((l) => staticCluster(`to_${l.name}`, l.upstreamPort, {
+      clusters: [...(m ? [staticCluster('meshward_ext_proc', m.extProcPort, { typed_extension_protocol_options: HTTP2_OPTIONS })] : []),
+        ...o.outbound.map((l) => staticCluster(`to_${l.name}`, l.upstreamPort, {
         transport_socket: {
           name: 'envoy.transport_sockets.tls',
           typed_config: {
@@ -215,7 +267,7 @@ export function clientSidecarBootstrap(o: ClientSidecarOptions): Json {
             },
           },
         },
-      })),
+      }))],
     },
   };
 }

@@ -8,9 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Engine, type EngineConfig } from '../engine/engine.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import { startServer, type RunningServer } from '../server.ts';
+import { startServer, type RunningServer, type ServerCounters } from '../server.ts';
+import { startAdminServer, type AdminRouter, type RunningAdminServer } from '../admin/server.ts';
 import { generatePki, type TestPki, type WorkloadSpec } from './certs.ts';
-import { clientSidecarBootstrap, serverSidecarBootstrap, type InboundListener, type OutboundListener } from './envoy-config.ts';
+import { clientSidecarBootstrap, serverSidecarBootstrap, type InboundListener, type OutboundListener, type ServerSidecarOptions } from './envoy-config.ts';
 import { startEnvoy, type EnvoyProcess } from './envoy-process.ts';
 import { PROJECT_ROOT } from './envoy-binary.ts';
 import { freePort } from './ports.ts';
@@ -30,8 +31,18 @@ export interface LocalMeshOptions {
   wasmFile?: string;
   pluginConfig?: Record<string, unknown>;
   messageTimeoutSeconds?: number;
+  /** Replaces the meshward filters per inbound listener, e.g. with the configs the Istio resources inject. */
+  httpFilters?: ServerSidecarOptions['httpFilters'];
+  /** Name of the server sidecar's ext_proc cluster (Istio: outbound|<port>||<service fqdn>). */
+  extProcClusterName?: string;
   /** Keep the working directory (certs, configs, logs) after stop(), for debugging. */
   keepWorkDir?: boolean;
+  /** Starts the admin HTTP server with these routes; the server sidecar gets cluster `meshward_config` to it. */
+  admin?: { router: AdminRouter; token: string };
+  /** Worker threads of the server sidecar (default 1); more than one means one Wasm VM per worker. */
+  serverConcurrency?: number;
+  /** Runs the meshward filters on the client sidecar's outbound listeners too (filter role "outbound"). */
+  outboundFilter?: { pluginConfig: Record<string, unknown>; failureModeAllow?: boolean };
 }
 
 export interface LocalMesh {
@@ -45,6 +56,10 @@ export interface LocalMesh {
   /** Base URL (plaintext, client side) through which `caller` reaches the server via `inbound`. */
   urlFor(caller: string, inbound?: string): string;
   extProcRunning(): boolean;
+  /** Stream counters of the in-process ext_proc server (undefined while it is stopped). */
+  extProcCounters(): Readonly<ServerCounters> | undefined;
+  /** Port of the admin HTTP server, when options.admin was given. */
+  readonly adminPort?: number;
   stopExtProc(): Promise<void>;
   startExtProc(): Promise<void>;
   stop(): Promise<void>;
@@ -82,6 +97,12 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     let extProc: RunningServer | undefined = await startServer(engine, log, { port: extProcPort });
     cleanups.push(async () => { extProc?.forceClose(); extProc = undefined; });
 
+    let admin: RunningAdminServer | undefined;
+    if (options.admin) {
+      admin = await startAdminServer(options.admin.router, { host: '127.0.0.1', port: 0, token: options.admin.token }, log);
+      cleanups.push(() => admin!.close());
+    }
+
     const serverCert = pki.workloads.get(serverWorkload)!;
     const inbound: InboundListener[] = [];
     for (const spec of inboundSpecs) inbound.push({ ...spec, port: await freePort() });
@@ -98,7 +119,10 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       caFile: pki.caFile,
       trustDomain: pki.trustDomain,
       ...(options.messageTimeoutSeconds !== undefined ? { messageTimeoutSeconds: options.messageTimeoutSeconds } : {}),
-    }), workDir, serverAdmin);
+      ...(options.httpFilters ? { httpFilters: options.httpFilters } : {}),
+      ...(options.extProcClusterName ? { extProcClusterName: options.extProcClusterName } : {}),
+      ...(admin ? { filterConfigPort: admin.port } : {}),
+    }), workDir, serverAdmin, options.serverConcurrency !== undefined ? { concurrency: options.serverConcurrency } : {});
     cleanups.push(() => serverSidecar.stop());
 
     const outbound: OutboundListener[] = [];
@@ -117,7 +141,17 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       }
     }
     const clientAdmin = await freePort();
-    const clientSidecar = await startEnvoy('client-sidecar', clientSidecarBootstrap({ adminPort: clientAdmin, caFile: pki.caFile, outbound }), workDir, clientAdmin);
+    const firstCaller = options.callers[0] !== undefined ? parseWorkload(options.callers[0]) : undefined;
+    const clientSidecar = await startEnvoy('client-sidecar', clientSidecarBootstrap({
+      adminPort: clientAdmin, caFile: pki.caFile, outbound,
+      ...(options.outboundFilter ? {
+        meshward: { wasmFile, pluginConfig: options.outboundFilter.pluginConfig, extProcPort, failureModeAllow: options.outboundFilter.failureModeAllow ?? true },
+        // As Istio's node metadata, which the outbound filter reads for its own identity.
+        node: { id: 'meshward-client-sidecar', cluster: 'meshward-local', metadata: firstCaller ? {
+          NAMESPACE: firstCaller.namespace, SERVICE_ACCOUNT: firstCaller.serviceAccount, WORKLOAD_NAME: firstCaller.serviceAccount,
+        } : {} },
+      } : {}),
+    }), workDir, clientAdmin);
     cleanups.push(() => clientSidecar.stop());
 
     return {
@@ -133,6 +167,8 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
         return u;
       },
       extProcRunning: () => extProc !== undefined,
+      extProcCounters: () => extProc?.counters,
+      ...(admin ? { adminPort: admin.port } : {}),
       stopExtProc: async () => { extProc?.forceClose(); extProc = undefined; },
       startExtProc: async () => { if (!extProc) extProc = await startServer(engine, log, { port: extProcPort }); },
       stop,

@@ -2,6 +2,8 @@
 // (format defined in filter/assembly/record.ts). Unknown keys are ignored so the filter and the
 // server can be upgraded independently; a malformed record yields null, never an exception.
 
+import type { TokenFlag, TokenUser } from '../engine/event.ts';
+
 export interface CaptureRecord {
   peer?: string;
   mtls: boolean;
@@ -9,6 +11,30 @@ export interface CaptureRecord {
   method?: string;
   authority?: string;
   path?: string;
+  /** "outbound" when the filter runs on an outbound listener (caller = own workload). */
+  role: 'inbound' | 'outbound';
+  /** Istio peer metadata (inbound). */
+  peerWorkloadName?: string;
+  peerNamespace?: string;
+  /** Own workload identity (outbound): configured, else from Envoy's node metadata or id. */
+  self?: string;
+  selfWorkloadName?: string;
+  selfNamespace?: string;
+  /** Called host (outbound). */
+  dest?: string;
+  /** Route template and operation id; absent when the filter had to truncate them. */
+  template?: string;
+  operation?: string;
+  user?: TokenUser;
+  tokenHash?: string;
+  apiKeyHash?: string;
+  /** Undefined when the filter did not decide (older filter). */
+  sampled?: boolean;
+  sampleReason?: string;
+  /** Version of the filter configuration in force. */
+  configVersion?: string;
+  /** Keys whose values the filter cut at its size limit. */
+  truncated: readonly string[];
   /** Every field, decoded, including ones this server version does not interpret. */
   fields: ReadonlyMap<string, string>;
 }
@@ -53,7 +79,26 @@ export function parseCaptureRecord(text: string | undefined): CaptureRecord | nu
     const v = fields.get(k);
     return v === undefined || v.length === 0 ? undefined : v;
   };
+  const truncated = (fields.get('trunc') ?? '').split(',').filter((k) => k.length > 0);
+  const trusted = (k: string): string | undefined => (truncated.includes(k) ? undefined : get(k));
+  const sampled = fields.get('sampled');
   return {
+    role: fields.get('role') === 'outbound' ? 'outbound' : 'inbound',
+    peerWorkloadName: get('peer.workload'),
+    peerNamespace: get('peer.namespace'),
+    self: get('self'),
+    selfWorkloadName: get('self.workload'),
+    selfNamespace: get('self.namespace'),
+    dest: get('dest'),
+    template: trusted('template'),
+    operation: trusted('op'),
+    user: parseUser(fields),
+    tokenHash: get('token.hash'),
+    apiKeyHash: get('apikey'),
+    sampled: sampled === undefined ? undefined : sampled === '1',
+    sampleReason: get('sample.reason'),
+    configVersion: get('cfg'),
+    truncated,
     peer: get('peer'),
     mtls: fields.get('mtls') === '1',
     src: get('src'),
@@ -62,4 +107,35 @@ export function parseCaptureRecord(text: string | undefined): CaptureRecord | nu
     path: get('path'),
     fields,
   };
+}
+
+const TOKEN_FLAGS: ReadonlySet<string> = new Set<TokenFlag>(['malformed', 'oversize', 'alg_none', 'unsigned', 'expired', 'not_yet_valid']);
+
+function seconds(v: string | undefined): number | undefined {
+  if (v === undefined || !/^-?\d{1,19}$/.test(v)) return undefined;
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** The filter's JWT peek (jwt.* keys); undefined when the request carried no bearer token. */
+function parseUser(fields: ReadonlyMap<string, string>): TokenUser | undefined {
+  const flagsText = fields.get('jwt.flags');
+  const claim = (k: string): string | undefined => {
+    const v = fields.get(`jwt.${k}`);
+    return v === undefined || v.length === 0 ? undefined : v;
+  };
+  const keys = ['sub', 'iss', 'aud', 'scope', 'alg'] as const;
+  if (flagsText === undefined && keys.every((k) => claim(k) === undefined)) return undefined;
+  const user: TokenUser = {
+    flags: (flagsText ?? '').split(',').filter((f): f is TokenFlag => TOKEN_FLAGS.has(f)),
+  };
+  for (const k of keys) {
+    const v = claim(k);
+    if (v !== undefined) user[k] = v;
+  }
+  const exp = seconds(claim('exp'));
+  const nbf = seconds(claim('nbf'));
+  if (exp !== undefined) user.exp = exp;
+  if (nbf !== undefined) user.nbf = nbf;
+  return user;
 }

@@ -44,9 +44,13 @@ export interface ImmediateResponse {
   details?: string;
 }
 
+/** ProcessingMode fields a request_headers response may override (only with allow_mode_override). */
+export type BodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL';
+export interface ProcessingModeOverride { request_body_mode?: BodySendMode; response_body_mode?: BodySendMode }
+
 export type ProcessingResponse =
-  | { request_headers: { response?: CommonResponse } }
-  | { response_headers: { response?: CommonResponse } }
+  | { request_headers: { response?: CommonResponse }; mode_override?: ProcessingModeOverride }
+  | { response_headers: { response?: CommonResponse }; mode_override?: ProcessingModeOverride }
   | { request_body: { response?: CommonResponse } }
   | { response_body: { response?: CommonResponse } }
   | { request_trailers: { header_mutation?: HeaderMutation } }

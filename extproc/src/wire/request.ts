@@ -1,7 +1,7 @@
 // Envoy ProcessingRequest -> normalized engine input. Thin: no decisions here.
 import type { Caller, Headers, RequestEvent, ResponseEvent } from '../engine/event.ts';
 import type { HeaderMap, ProcessingRequest, Struct } from './messages.ts';
-import { parseCaptureRecord } from './capture-record.ts';
+import { parseCaptureRecord, type CaptureRecord } from './capture-record.ts';
 
 /** Key under which Envoy puts request attributes (the filter's name). */
 export const EXT_PROC_ATTRIBUTES_KEY = 'envoy.filters.http.ext_proc';
@@ -48,6 +48,8 @@ function attributeBool(attrs: Struct | undefined, key: string): boolean | undefi
 
 export interface CallerResolution {
   caller: Caller;
+  /** The filter's capture record, when it was present and well-formed. */
+  record?: CaptureRecord;
   /** Set when the filter's record and Envoy's own attributes disagree (a misconfiguration). */
   conflict?: string;
 }
@@ -65,19 +67,25 @@ export function resolveCaller(request: ProcessingRequest): CallerResolution {
 
   if (record) {
     const caller: Caller = {
-      workload: record.peer,
+      // Outbound: the caller is this sidecar's own workload; inbound: the mTLS peer.
+      workload: record.role === 'outbound' ? record.self : record.peer,
       mtls: record.mtls,
       sourceAddress: record.src ?? srcAttr,
       identitySource: 'filter',
+      ...definedOnly(record.role === 'outbound'
+        ? { workloadName: record.selfWorkloadName, namespace: record.selfNamespace }
+        : { workloadName: record.peerWorkloadName, namespace: record.peerNamespace }),
+      ...definedOnly({ user: record.user, tokenHash: record.tokenHash, apiKeyHash: record.apiKeyHash }),
     };
-    if (peerAttr !== undefined && peerAttr !== record.peer) {
+    if (record.role === 'inbound' && peerAttr !== undefined && peerAttr !== record.peer) {
       // Both come from Envoy; trust the TLS stack's own attribute and report the mismatch.
       return {
         caller: { ...caller, workload: peerAttr, identitySource: 'envoy-attribute' },
+        record,
         conflict: `filter captured ${JSON.stringify(record.peer ?? null)} but connection attribute is ${JSON.stringify(peerAttr)}`,
       };
     }
-    return { caller };
+    return { caller, record };
   }
   if (peerAttr !== undefined || mtlsAttr !== undefined) {
     return {
@@ -87,9 +95,26 @@ export function resolveCaller(request: ProcessingRequest): CallerResolution {
   return { caller: { mtls: false, sourceAddress: srcAttr, identitySource: 'none' } };
 }
 
+/** Copies only the defined properties (the engine's optional fields are absent, never undefined). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** What the filter derived about the request itself (operation, sampling, direction). */
+function filterAnnotations(record: CaptureRecord | undefined): Partial<RequestEvent> {
+  if (!record) return {};
+  return definedOnly({
+    operation: record.operation,
+    template: record.template,
+    sampled: record.sampled,
+    direction: record.role,
+    destination: record.role === 'outbound' ? record.dest : undefined,
+  });
+}
+
 export function toRequestEvent(requestId: string, request: ProcessingRequest, now: number): { event: RequestEvent; conflict?: string } {
   const headers = headerMapToHeaders(request.request_headers?.headers);
-  const { caller, conflict } = resolveCaller(request);
+  const { caller, conflict, record } = resolveCaller(request);
   const event: RequestEvent = {
     requestId,
     time: now,
@@ -98,6 +123,7 @@ export function toRequestEvent(requestId: string, request: ProcessingRequest, no
     authority: firstHeader(headers, ':authority') ?? firstHeader(headers, 'host') ?? '',
     path: firstHeader(headers, ':path') ?? '',
     headers,
+    ...filterAnnotations(record),
   };
   return conflict === undefined ? { event } : { event, conflict };
 }

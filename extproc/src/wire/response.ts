@@ -28,11 +28,15 @@ export function denyResponse(decision: DenyDecision, requestId: string): Process
   };
 }
 
-export function requestHeadersResponse(decision: Decision, requestId: string, reservedHeaders: readonly string[]): ProcessingResponse {
+/** Asks Envoy for the whole request body of this request (the filter sampled it). */
+const SEND_REQUEST_BODY = { request_body_mode: 'BUFFERED' } as const;
+
+export function requestHeadersResponse(decision: Decision, requestId: string, reservedHeaders: readonly string[], wantBody = false): ProcessingResponse {
   if (decision.action === 'deny') return denyResponse(decision, requestId);
-  if (reservedHeaders.length === 0) return { request_headers: {} };
+  const mode = wantBody ? { mode_override: SEND_REQUEST_BODY } : {};
+  if (reservedHeaders.length === 0) return { request_headers: {}, ...mode };
   const header_mutation: HeaderMutation = { remove_headers: [...reservedHeaders] };
-  return { request_headers: { response: { status: 'CONTINUE', header_mutation } } };
+  return { request_headers: { response: { status: 'CONTINUE', header_mutation } }, ...mode };
 }
 
 export const CONTINUE_RESPONSES = {

@@ -3,11 +3,16 @@
 // messages to the engine through the thin request/response adapters.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Engine } from '../engine/engine.ts';
-import type { RequestEvent } from '../engine/event.ts';
+import type { RequestEvent, ResponseEvent } from '../engine/event.ts';
+import { ALLOW } from '../engine/decision.ts';
 import type { Logger } from '../log.ts';
 import type { ProcessingRequest, ProcessingResponse, RequestKind } from './messages.ts';
 import { toRequestEvent, toResponseEvent } from './request.ts';
-import { CONTINUE_RESPONSES, RESERVED_HEADER_PREFIX, requestHeadersResponse } from './response.ts';
+import { CONTINUE_RESPONSES, RESERVED_HEADER_PREFIX, denyResponse, requestHeadersResponse } from './response.ts';
+
+/** Response headers of a sampled response: continue, and send the body (up to Envoy's buffer limit;
+ *  BUFFERED would turn a larger response into a 500). */
+const RESPONSE_HEADERS_WANT_BODY: ProcessingResponse = { response_headers: {}, mode_override: { response_body_mode: 'BUFFERED_PARTIAL' } };
 
 /** Phases within one direction, in the only order Envoy may send them. */
 const Phase = { None: 0, Headers: 1, Body: 2, Trailers: 3 } as const;
@@ -42,6 +47,10 @@ export class ExtProcStream {
   #responseBodyEnded = false;
   #immediateResponseSent = false;
   #request: RequestEvent | undefined;
+  /** A sampled request with a body is decided when its body arrives (Envoy holds it until then). */
+  #decisionPending = false;
+  /** Response headers of a sampled response, observed together with its body. */
+  #pendingResponse: ResponseEvent | undefined;
   readonly #requestId: string;
   readonly #engine: Engine;
   readonly #log: Logger;
@@ -85,15 +94,31 @@ export class ExtProcStream {
         const { event, conflict } = toRequestEvent(this.#requestId, message, this.#now());
         if (conflict !== undefined) this.#log.error({ requestId: this.#requestId, conflict }, 'identity sources disagree');
         this.#request = event;
-        const decision = this.#engine.decide(event);
         const reserved = [...event.headers.keys()].filter((k) => k.startsWith(RESERVED_HEADER_PREFIX));
-        const response = requestHeadersResponse(decision, this.#requestId, reserved);
+        if (event.sampled === true && message.request_headers?.end_of_stream !== true) {
+          // Content detectors need the body: ask for it (BUFFERED) and decide when it arrives.
+          this.#decisionPending = true;
+          return requestHeadersResponse(ALLOW, this.#requestId, reserved, true);
+        }
+        const decision = this.#engine.decide(event);
+        // Bodies only for requests the filter sampled: unsampled requests cost headers only.
+        const response = requestHeadersResponse(decision, this.#requestId, reserved, event.sampled === true);
         if ('immediate_response' in response) this.#immediateResponseSent = true;
         return response;
       }
       case 'request_body': {
         this.#requestPhase = this.#advanceBody('request', this.#requestPhase, this.#requestBodyEnded, kind);
         if (message.request_body?.end_of_stream === true) this.#requestBodyEnded = true;
+        if (this.#decisionPending && this.#request) {
+          // BUFFERED mode sends the whole body in this one message.
+          this.#decisionPending = false;
+          this.#request = { ...this.#request, body: message.request_body?.body ?? Buffer.alloc(0) };
+          const decision = this.#engine.decide(this.#request);
+          if (decision.action === 'deny') {
+            this.#immediateResponseSent = true;
+            return denyResponse(decision, this.#requestId);
+          }
+        }
         return CONTINUE_RESPONSES.request_body;
       }
       case 'request_trailers':
@@ -101,12 +126,28 @@ export class ExtProcStream {
         return CONTINUE_RESPONSES.request_trailers;
       case 'response_headers': {
         this.#responsePhase = this.#advance('response', this.#responsePhase, Phase.Headers, kind);
-        if (this.#request) this.#engine.observeResponse(this.#request, toResponseEvent(this.#requestId, message, this.#now()));
+        if (!this.#request) return CONTINUE_RESPONSES.response_headers;
+        if (this.#decisionPending) {
+          // The body never came (mode override refused): record the decision late, headers only.
+          this.#decisionPending = false;
+          this.#engine.decide(this.#request);
+        }
+        const responseEvent = toResponseEvent(this.#requestId, message, this.#now());
+        if (this.#request.sampled === true && message.response_headers?.end_of_stream !== true) {
+          this.#pendingResponse = responseEvent;
+          return RESPONSE_HEADERS_WANT_BODY;
+        }
+        this.#engine.observeResponse(this.#request, responseEvent);
         return CONTINUE_RESPONSES.response_headers;
       }
       case 'response_body':
         this.#responsePhase = this.#advanceBody('response', this.#responsePhase, this.#responseBodyEnded, kind);
         if (message.response_body?.end_of_stream === true) this.#responseBodyEnded = true;
+        if (this.#pendingResponse && this.#request) {
+          // BUFFERED_PARTIAL: the body up to Envoy's buffer limit, in this one message.
+          this.#engine.observeResponse(this.#request, { ...this.#pendingResponse, body: message.response_body?.body ?? Buffer.alloc(0) });
+          this.#pendingResponse = undefined;
+        }
         return CONTINUE_RESPONSES.response_body;
       case 'response_trailers':
         this.#responsePhase = this.#advance('response', this.#responsePhase, Phase.Trailers, kind);
