@@ -1,0 +1,70 @@
+// Keeps the running engine on the policy in force: starts the chosen source (files or Kubernetes),
+// and on every change reconfigures the engine. Reconfiguring swaps the rule set between requests;
+// in-flight ext_proc streams keep the decision they already got, so nothing is dropped.
+// Scope today: the server applies the mesh-wide default (precedence level 2); applying namespace
+// policies per request needs the destination workload on RequestEvent (see istio/README.md).
+import type { Engine } from '../engine/engine.ts';
+import type { DenyRule } from '../engine/rules.ts';
+import type { Logger } from '../log.ts';
+import { engineSettingsFor } from './engine-mapping.ts';
+import type { PolicyUpdate } from './registry.ts';
+import { formatPolicyError } from './validate.ts';
+import { startFilePolicySource } from './file-source.ts';
+import { policyKey } from './types.ts';
+
+export interface PolicyRuntimeOptions {
+  source: 'file' | 'kubernetes' | 'none';
+  files?: string[];
+  /** meshward's namespace (where the mesh-wide default lives). */
+  namespace: string;
+  resyncSeconds?: number;
+  engine: Engine;
+  /** Deny rules from the server config file; they stay in force beside the policy's. */
+  staticDenyRules?: readonly DenyRule[];
+  log: Logger;
+}
+
+export interface PolicyRuntime {
+  /** The last update applied (undefined until the source has loaded once). */
+  readonly last: PolicyUpdate | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startPolicyRuntime(o: PolicyRuntimeOptions): Promise<PolicyRuntime> {
+  let last: PolicyUpdate | undefined;
+  let applied = '';
+  const apply = (update: PolicyUpdate): void => {
+    last = update;
+    for (const errors of update.errors.values()) for (const e of errors) o.log.warn({ error: formatPolicyError(e) }, 'policy rejected');
+    for (const [policy, winner] of update.set.shadowed()) o.log.warn({ policy, winner }, 'policy shadowed by another with the same namespace and selector');
+    const effective = update.set.effectiveFor({ namespace: o.namespace });
+    const settings = engineSettingsFor(effective.spec);
+    const config = { ...settings.engine, denyRules: [...(o.staticDenyRules ?? []), ...settings.engine.denyRules] };
+    // Reconfiguring restarts detector state (learned baselines): only do it when something changed,
+    // not on every resync or unrelated namespace edit.
+    const fingerprint = JSON.stringify(config);
+    if (fingerprint === applied) return;
+    applied = fingerprint;
+    o.engine.reconfigure(config);
+    o.log.info({ from: effective.from, mode: config.mode, denyRules: config.denyRules.length, notApplied: settings.notApplied.map((n) => n.path) }, 'policy applied');
+  };
+  if (o.source === 'none') return { get last() { return last; }, stop: async () => {} };
+  if (o.source === 'file') {
+    const source = await startFilePolicySource({ files: o.files ?? [], meshNamespace: o.namespace, onChange: apply });
+    return { get last() { return last; }, stop: async () => source.close() };
+  }
+  // Loaded only here: the Kubernetes client is large, and no other command needs it.
+  const k8s = await import('@kubernetes/client-node');
+  const { startKubernetesPolicySource } = await import('./kubernetes-source.ts');
+  const kubeConfig = new k8s.KubeConfig();
+  kubeConfig.loadFromDefault();
+  const source = startKubernetesPolicySource({
+    kubeConfig, meshNamespace: o.namespace, onChange: apply, log: o.log,
+    ...(o.resyncSeconds ? { resyncMs: o.resyncSeconds * 1000 } : {}),
+    acceptedNote: (p) => {
+      const notes = engineSettingsFor(p.spec).notApplied;
+      return notes.length ? `accepted (${policyKey(p)}); not applied yet: ${notes.map((n) => `${n.path} (${n.reason})`).join('; ')}` : undefined;
+    },
+  });
+  return { get last() { return last; }, stop: () => source.stop() };
+}

@@ -1,0 +1,100 @@
+// ApiSecurityPolicy (security.meshward.io/v1alpha1): TypeScript shape of the CRD in
+// istio/chart/files/crds/apisecuritypolicy.yaml. The CRD's schema is the authority; these types
+// only describe what a policy that passed it looks like.
+
+export const POLICY_GROUP = 'security.meshward.io';
+export const POLICY_VERSION = 'v1alpha1';
+export const POLICY_API_VERSION = `${POLICY_GROUP}/${POLICY_VERSION}`;
+export const POLICY_KIND = 'ApiSecurityPolicy';
+export const POLICY_PLURAL = 'apisecuritypolicies';
+
+export type PolicyMode = 'monitor' | 'enforce';
+export type FailureMode = 'open' | 'closed';
+
+export interface DetectorSettings {
+  name: string;
+  enabled?: boolean;
+  mode?: PolicyMode;
+  thresholds?: Record<string, number>;
+}
+
+export interface ApiSpecSource {
+  name: string;
+  format?: 'openapi' | 'graphql';
+  host?: string;
+  configMapRef?: { name: string; key: string };
+  file?: string;
+  url?: string;
+}
+
+export interface BusinessFlow {
+  name: string;
+  apiSpec?: string;
+  steps: { operation: string; maxPerFlow?: number }[];
+  withinSeconds?: number;
+}
+
+export interface JwtIssuer {
+  issuer: string;
+  jwksUri?: string;
+  jwks?: string;
+  audiences?: string[];
+  fromHeader?: string;
+}
+
+export interface RateLimit {
+  name: string;
+  caller?: string;
+  method?: string;
+  path?: string;
+  requests: number;
+  per: 'second' | 'minute' | 'hour';
+  burst?: number;
+}
+
+export interface CallRule {
+  from: string;
+  methods?: string[];
+  paths?: string[];
+}
+
+export interface AgentScope {
+  identity: string;
+  operations: string[];
+}
+
+export interface PolicySpec {
+  selector?: { matchLabels?: Record<string, string> };
+  mode?: PolicyMode;
+  failureMode?: FailureMode;
+  sampling?: { bodyRate?: number; maxBodyBytes?: number };
+  detectors?: DetectorSettings[];
+  apiSpecs?: ApiSpecSource[];
+  businessFlows?: BusinessFlow[];
+  jwt?: { issuers?: JwtIssuer[] };
+  rateLimits?: RateLimit[];
+  callGraph?: { default?: 'allow' | 'deny'; allow?: CallRule[]; deny?: CallRule[] };
+  agentScopes?: AgentScope[];
+}
+
+export interface PolicyCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message?: string;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+}
+
+export interface ApiSecurityPolicy {
+  apiVersion: typeof POLICY_API_VERSION;
+  kind: typeof POLICY_KIND;
+  metadata: { name: string; namespace?: string; generation?: number; resourceVersion?: string; uid?: string; [k: string]: unknown };
+  spec: PolicySpec;
+  status?: { observedGeneration?: number; conditions?: PolicyCondition[] };
+}
+
+/** "namespace/name", the identity of a policy in logs, errors and maps. */
+export function policyKey(p: { metadata: { name: string; namespace?: string } }): string {
+  return `${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
+}

@@ -1,0 +1,381 @@
+// Issue #7: policy sources. Files: hot reload, last good policy kept when a file turns invalid.
+// Kubernetes: the real @kubernetes/client-node informer against a small in-process API server that
+// speaks the list/watch/status-patch protocol (no cluster is available here): status conditions,
+// last good version kept, watch drops survived, deletions applied.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { mkdtemp, rm, writeFile, rename } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import * as k8s from '@kubernetes/client-node';
+import { startFilePolicySource } from '../../extproc/src/policy/file-source.ts';
+import { startKubernetesPolicySource, type KubernetesPolicySource } from '../../extproc/src/policy/kubernetes-source.ts';
+import { startPolicyRuntime } from '../../extproc/src/policy/runtime.ts';
+import type { PolicyUpdate } from '../../extproc/src/policy/registry.ts';
+import { Engine } from '../../extproc/src/engine/engine.ts';
+import { silentLogger } from '../../extproc/src/log.ts';
+import type { RequestEvent } from '../../extproc/src/engine/event.ts';
+
+const WORKER = 'spiffe://cluster.local/ns/payments/sa/payment-worker';
+
+function policyDoc(name: string, namespace: string, spec: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> & { metadata: Record<string, unknown> } {
+  return { apiVersion: 'security.meshward.io/v1alpha1', kind: 'ApiSecurityPolicy', metadata: { name, namespace, ...extra }, spec };
+}
+
+const denyWorker = { mode: 'enforce', callGraph: { deny: [{ from: WORKER, paths: ['/users/*'] }] } };
+
+async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function request(path: string): RequestEvent {
+  return { requestId: 'r', time: 0, caller: { workload: WORKER, mtls: true, identitySource: 'filter' }, method: 'GET', authority: 'orders', path, headers: new Map() };
+}
+
+describe('file source', () => {
+  let dir: string;
+  before(async () => { dir = await mkdtemp(path.join(os.tmpdir(), 'meshward-policy-')); });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  test('hot reload applies a new policy; an invalid edit keeps the last good one; a fix applies again', async () => {
+    const file = path.join(dir, 'policy.yaml');
+    await writeFile(file, YAML.stringify(policyDoc('mesh-default', 'meshward', { mode: 'monitor' })));
+    const engine = new Engine({ denyRules: [] });
+    const runtime = await startPolicyRuntime({ source: 'file', files: [file], namespace: 'meshward', engine, log: silentLogger });
+    try {
+      assert.equal(engine.decide(request('/users/1')).action, 'allow');
+      assert.equal(runtime.last?.set.effectiveFor({ namespace: 'meshward' }).spec.mode, 'monitor');
+
+      // Replace by rename, as editors and ConfigMap mounts do.
+      await writeFile(`${file}.tmp`, YAML.stringify(policyDoc('mesh-default', 'meshward', denyWorker)));
+      await rename(`${file}.tmp`, file);
+      await until('the deny rule', () => engine.decide(request('/users/1')).action === 'deny');
+
+      await writeFile(file, YAML.stringify(policyDoc('mesh-default', 'meshward', { ...denyWorker, mode: 'blocking' })));
+      await until('the error report', () => (runtime.last?.errors.get(file)?.length ?? 0) > 0);
+      assert.deepEqual(runtime.last!.errors.get(file)!.map((e) => [e.path, e.reason]), [['spec.mode', 'must be one of: monitor, enforce']]);
+      assert.equal(engine.decide(request('/users/1')).action, 'deny', 'the last good policy stays in force');
+
+      await writeFile(file, 'not: [valid');
+      await until('the YAML error', () => /not valid YAML/.test(runtime.last?.errors.get(file)?.[0]?.reason ?? ''));
+      assert.equal(engine.decide(request('/users/1')).action, 'deny', 'still the last good policy');
+
+      await writeFile(file, YAML.stringify(policyDoc('mesh-default', 'meshward', { mode: 'monitor' })));
+      await until('the fixed policy', () => engine.decide(request('/users/1')).action === 'allow' && runtime.last?.errors.size === 0);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  test('the engine is reconfigured (which restarts detector state) only when its settings change', async () => {
+    const a = path.join(dir, 'a.yaml');
+    const b = path.join(dir, 'b.yaml');
+    await writeFile(a, YAML.stringify(policyDoc('mesh-default', 'meshward', denyWorker)));
+    await writeFile(b, YAML.stringify(policyDoc('shop', 'shop', { mode: 'monitor' })));
+    const engine = new Engine({ denyRules: [] });
+    let reconfigured = 0;
+    const original = engine.reconfigure.bind(engine);
+    engine.reconfigure = (c) => { reconfigured++; original(c); };
+    const runtime = await startPolicyRuntime({ source: 'file', files: [a, b], namespace: 'meshward', engine, log: silentLogger });
+    try {
+      assert.equal(reconfigured, 1, 'once at start');
+      // Another namespace's policy changes: the server's effective (mesh default) settings do not.
+      await writeFile(b, YAML.stringify(policyDoc('shop', 'shop', { mode: 'enforce' })));
+      await until('the shop change', () => runtime.last?.set.effectiveFor({ namespace: 'shop' }).spec.mode === 'enforce');
+      assert.equal(reconfigured, 1);
+      await writeFile(a, YAML.stringify(policyDoc('mesh-default', 'meshward', { ...denyWorker, detectors: [{ name: 'bola', thresholds: { foreignThreshold: 9 } }] })));
+      await until('the new threshold', () => reconfigured === 2);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  test('a file that is invalid from the start leaves the built-in default in force, with the error reported', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    await writeFile(file, YAML.stringify(policyDoc('x', 'meshward', { unknownField: 1 })));
+    const updates: PolicyUpdate[] = [];
+    const source = await startFilePolicySource({ files: [file], meshNamespace: 'meshward', onChange: (u) => updates.push(u) });
+    source.close();
+    const last = updates.at(-1)!;
+    assert.deepEqual(last.set.effectiveFor({ namespace: 'shop' }).spec, { mode: 'monitor', failureMode: 'open' });
+    assert.deepEqual(last.errors.get(file)!.map((e) => [e.path, e.reason]), [['spec.unknownField', 'unknown field']]);
+  });
+
+  test('a missing file and a 10 MB file are reported, not thrown', async () => {
+    const big = path.join(dir, 'big.yaml');
+    await writeFile(big, Buffer.alloc(10 * 1024 * 1024, 0x61));
+    const updates: PolicyUpdate[] = [];
+    const source = await startFilePolicySource({ files: [path.join(dir, 'absent.yaml'), big], meshNamespace: 'meshward', onChange: (u) => updates.push(u) });
+    source.close();
+    const errors = updates.at(-1)!.errors;
+    assert.match(errors.get(path.join(dir, 'absent.yaml'))![0]!.reason, /ENOENT/);
+    assert.match(errors.get(big)![0]!.reason, /larger than the 1048576-byte limit/);
+  });
+});
+
+/** A minimal API server for one custom resource: list, watch (JSON lines), status merge-patch. */
+class FakeApiServer {
+  readonly objects = new Map<string, Record<string, unknown> & { metadata: Record<string, unknown> }>();
+  readonly statusPatches: { key: string; body: Record<string, unknown>; contentType: string }[] = [];
+  readonly watchers = new Set<http.ServerResponse>();
+  listCalls = 0;
+  /** Lists to answer with 500 (an API server in trouble). */
+  failLists = 0;
+  /** Lists never answered (an API server that accepts the connection and hangs). */
+  hangLists = 0;
+  /** Watches to answer with 410 Gone (their resourceVersion is too old: the client must re-list). */
+  goneWatches = 0;
+  #rv = 1;
+  #server = http.createServer((req, res) => this.#handle(req, res));
+  port = 0;
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
+    this.port = (this.#server.address() as { port: number }).port;
+  }
+
+  /** A client configuration pointing at this server (client-node refuses plain http without skipTLSVerify). */
+  kubeConfig(): k8s.KubeConfig {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'fake', server: `http://127.0.0.1:${this.port}`, skipTLSVerify: true }],
+      users: [{ name: 'meshward' }],
+      contexts: [{ name: 'fake', cluster: 'fake', user: 'meshward' }],
+      currentContext: 'fake',
+    });
+    return kc;
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.watchers) w.destroy();
+    this.#server.closeAllConnections();
+    await new Promise<void>((r) => this.#server.close(() => r()));
+  }
+
+  put(obj: Record<string, unknown> & { metadata: Record<string, unknown> }): void {
+    const key = `${String(obj.metadata.namespace)}/${String(obj.metadata.name)}`;
+    const prev = this.objects.get(key);
+    const generation = prev ? Number(prev.metadata.generation) + 1 : 1;
+    const next = { ...obj, metadata: { ...obj.metadata, generation, resourceVersion: String(++this.#rv), uid: key }, ...(prev?.status ? { status: prev.status } : {}) };
+    this.objects.set(key, next);
+    this.#emit(prev ? 'MODIFIED' : 'ADDED', next);
+  }
+
+  delete(key: string): void {
+    const obj = this.objects.get(key);
+    if (!obj) return;
+    this.objects.delete(key);
+    obj.metadata.resourceVersion = String(++this.#rv);
+    this.#emit('DELETED', obj);
+  }
+
+  /** Drops every open watch, as a restarting API server or a proxy timeout would. */
+  dropWatches(): void {
+    for (const w of this.watchers) w.destroy();
+    this.watchers.clear();
+  }
+
+  /** Every event with its resourceVersion, so a watch resumed from an older version gets what it missed. */
+  readonly #events: { rv: number; line: string }[] = [];
+
+  #emit(type: string, object: unknown): void {
+    const line = JSON.stringify({ type, object: structuredClone(object) }) + '\n';
+    this.#events.push({ rv: this.#rv, line });
+    for (const w of this.watchers) w.write(line);
+  }
+
+  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const base = '/apis/security.meshward.io/v1alpha1';
+    if (req.method === 'GET' && url.pathname === `${base}/apisecuritypolicies`) {
+      if (url.searchParams.get('watch') === 'true') {
+        if (this.goneWatches > 0) {
+          this.goneWatches--;
+          res.writeHead(410, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 410, reason: 'Expired' }));
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.flushHeaders();
+        const from = Number(url.searchParams.get('resourceVersion') ?? '0');
+        for (const e of this.#events) if (e.rv > from) res.write(e.line);
+        this.watchers.add(res);
+        res.on('close', () => this.watchers.delete(res));
+        return;
+      }
+      this.listCalls++;
+      if (this.hangLists > 0) {
+        this.hangLists--;
+        return;
+      }
+      if (this.failLists > 0) {
+        this.failLists--;
+        res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 500, message: 'etcd unavailable' }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ apiVersion: 'security.meshward.io/v1alpha1', kind: 'ApiSecurityPolicyList', metadata: { resourceVersion: String(this.#rv) }, items: [...this.objects.values()] }));
+      return;
+    }
+    const m = /^\/apis\/security\.meshward\.io\/v1alpha1\/namespaces\/([^/]+)\/apisecuritypolicies\/([^/]+)\/status$/.exec(url.pathname);
+    if (req.method === 'PATCH' && m) {
+      let body = '';
+      req.on('data', (c: Buffer) => { body += c.toString(); });
+      req.on('end', () => {
+        const key = `${m[1]}/${m[2]}`;
+        const obj = this.objects.get(key);
+        if (!obj) { res.writeHead(404).end('{}'); return; }
+        const patch = JSON.parse(body) as { status: Record<string, unknown> };
+        this.statusPatches.push({ key, body: patch, contentType: String(req.headers['content-type']) });
+        obj.status = patch.status;
+        obj.metadata.resourceVersion = String(++this.#rv);
+        this.#emit('MODIFIED', obj);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(obj));
+      });
+      return;
+    }
+    res.writeHead(404).end('{}');
+  }
+}
+
+describe('Kubernetes source (client-node informer against a protocol-level API server)', () => {
+  let api: FakeApiServer;
+  let source: KubernetesPolicySource;
+  const updates: PolicyUpdate[] = [];
+  const last = (): PolicyUpdate => updates.at(-1)!;
+  const accepted = (key: string): Record<string, unknown> | undefined =>
+    ((api.objects.get(key)?.status as { conditions?: Record<string, unknown>[] } | undefined)?.conditions ?? []).find((c) => c.type === 'Accepted');
+
+  before(async () => {
+    api = new FakeApiServer();
+    await api.start();
+    api.put(policyDoc('mesh-default', 'meshward', { mode: 'monitor' }));
+    api.put(policyDoc('shop', 'shop', { mode: 'enforce', failureMode: 'closed' }));
+    const kubeConfig = api.kubeConfig();
+    source = startKubernetesPolicySource({ kubeConfig, meshNamespace: 'meshward', onChange: (u) => updates.push(u), log: silentLogger, resyncMs: 60_000, errorRetryMs: 100 });
+    await source.synced;
+  });
+
+  after(async () => {
+    await source?.stop();
+    await api?.close();
+  });
+
+  test('the initial list is applied with precedence, and each policy gets an Accepted condition', async () => {
+    assert.deepEqual(last().set.effectiveFor({ namespace: 'shop' }).from, ['meshward/mesh-default', 'shop/shop']);
+    await until('status writes', () => accepted('shop/shop') !== undefined && accepted('meshward/mesh-default') !== undefined);
+    const c = accepted('shop/shop')!;
+    assert.equal(c.status, 'True');
+    assert.equal(c.reason, 'Accepted');
+    assert.equal(c.observedGeneration, 1);
+    assert.equal((api.objects.get('shop/shop')!.status as { observedGeneration: number }).observedGeneration, 1);
+    assert.match(api.statusPatches[0]!.contentType, /merge-patch\+json/);
+  });
+
+  test('an invalid update is rejected in status with the field path; the last good version stays', async () => {
+    api.put(policyDoc('shop', 'shop', { mode: 'enforce', failureMode: 'closed', rateLimits: [{ name: 'a', requests: 'many', per: 'minute' }] }));
+    await until('Invalid status', () => accepted('shop/shop')?.status === 'False');
+    const c = accepted('shop/shop')!;
+    assert.equal(c.reason, 'Invalid');
+    assert.equal(c.message, 'spec.rateLimits[0].requests: must be of type integer; generation 1 stays in force');
+    assert.equal(c.observedGeneration, 2);
+    const e = last().set.effectiveFor({ namespace: 'shop' });
+    assert.equal(e.spec.failureMode, 'closed', 'the last good version of shop/shop is still in force');
+    assert.deepEqual(last().errors.get('shop/shop')!.map((x) => x.path), ['spec.rateLimits[0].requests']);
+  });
+
+  test('our own status writes do not loop', async () => {
+    const before = api.statusPatches.length;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(api.statusPatches.length, before);
+  });
+
+  test('after a dropped watch, changes made meanwhile still arrive', async () => {
+    api.dropWatches();
+    api.put(policyDoc('web', 'web', { mode: 'enforce' }));
+    await until('web policy', () => last().set.effectiveFor({ namespace: 'web' }).spec.mode === 'enforce', 10_000);
+    api.put(policyDoc('shop', 'shop', { mode: 'monitor' }));
+    await until('fixed shop policy', () => last().set.effectiveFor({ namespace: 'shop' }).spec.mode === 'monitor' && accepted('shop/shop')?.status === 'True');
+  });
+
+  test('failed re-lists are retried; the policies in force stay meanwhile', async () => {
+    const lists = api.listCalls;
+    const before = updates.length;
+    api.failLists = 2;
+    api.goneWatches = 1;
+    api.dropWatches();
+    api.put(policyDoc('audit', 'audit', { mode: 'enforce' }));
+    await until('audit policy after the retries', () => last().set.effectiveFor({ namespace: 'audit' }).spec.mode === 'enforce', 10_000);
+    assert.ok(api.listCalls >= lists + 3, `two failed lists, then a good one (${api.listCalls - lists})`);
+    for (const u of updates.slice(before)) assert.ok(u.set.meshDefault(), 'the mesh default never went away');
+  });
+
+  test('a second policy with the same selector is reported Conflicting until the first one goes', async () => {
+    api.put(policyDoc('a-first', 'dup', { mode: 'enforce' }));
+    api.put(policyDoc('b-second', 'dup', { mode: 'monitor' }));
+    await until('Conflicting status', () => accepted('dup/b-second')?.reason === 'Conflicting');
+    assert.equal(accepted('dup/b-second')!.status, 'False');
+    assert.match(String(accepted('dup/b-second')!.message), /^shadowed by dup\/a-first/);
+    assert.equal(accepted('dup/a-first')?.status, 'True');
+    assert.deepEqual(last().set.effectiveFor({ namespace: 'dup' }).from.at(-1), 'dup/a-first');
+    api.delete('dup/a-first');
+    await until('b-second accepted', () => accepted('dup/b-second')?.status === 'True');
+    assert.deepEqual(last().set.effectiveFor({ namespace: 'dup' }).from.at(-1), 'dup/b-second');
+  });
+
+  test('a deleted namespace policy falls back to the mesh default', async () => {
+    api.delete('web/web');
+    await until('deletion', () => last().set.effectiveFor({ namespace: 'web' }).spec.mode === 'monitor');
+    assert.deepEqual(last().set.effectiveFor({ namespace: 'web' }).from, ['meshward/mesh-default']);
+  });
+});
+
+describe('Kubernetes source resync', () => {
+  test('periodic resync re-lists; the policies stay in force across every restart, and deletions missed meanwhile are applied', async () => {
+    const api = new FakeApiServer();
+    await api.start();
+    api.put(policyDoc('mesh-default', 'meshward', { mode: 'enforce' }));
+    api.put(policyDoc('old', 'old', { mode: 'enforce' }));
+    const kubeConfig = api.kubeConfig();
+    const updates: PolicyUpdate[] = [];
+    const source = startKubernetesPolicySource({ kubeConfig, meshNamespace: 'meshward', onChange: (u) => updates.push(u), log: silentLogger, resyncMs: 150 });
+    try {
+      await source.synced;
+      assert.equal(updates.at(-1)!.set.effectiveFor({ namespace: 'old' }).from.at(-1), 'old/old');
+      // A deletion no watch delivers (as if it happened while disconnected): only a re-list finds it.
+      api.objects.delete('old/old');
+      const lists = api.listCalls;
+      await until('two resyncs', () => api.listCalls >= lists + 2);
+      await until('the missed deletion', () => updates.at(-1)!.set.effectiveFor({ namespace: 'old' }).from.at(-1) === 'meshward/mesh-default');
+      for (const u of updates) assert.equal(u.set.meshDefault()?.spec.mode, 'enforce', 'never without the mesh default');
+    } finally {
+      await source.stop();
+      await api.close();
+    }
+  });
+});
+
+describe('Kubernetes source watchdog', () => {
+  test('an informer stuck on a hung API call is restarted by the watchdog', async () => {
+    const api = new FakeApiServer();
+    await api.start();
+    api.put(policyDoc('mesh-default', 'meshward', { mode: 'enforce' }));
+    api.hangLists = 1;
+    const kubeConfig = api.kubeConfig();
+    const updates: PolicyUpdate[] = [];
+    // Resync far away: only the watchdog can get the source out of the hung first list.
+    const source = startKubernetesPolicySource({ kubeConfig, meshNamespace: 'meshward', onChange: (u) => updates.push(u), log: silentLogger, resyncMs: 3_600_000, watchdogMs: 300 });
+    try {
+      await until('the policy after the watchdog restart', () => updates.at(-1)?.set.meshDefault()?.spec.mode === 'enforce', 10_000);
+      assert.equal(api.listCalls, 2, 'one hung list, one after the restart');
+    } finally {
+      await source.stop();
+      await api.close();
+    }
+  });
+});
