@@ -1,0 +1,67 @@
+// Settings of the content-inspection detectors (policy, issue #7, fills them; these are defaults),
+// and what those detectors share: one body decoder, one contract validator, the spec resolver.
+import type { Exchange } from '../engine/exchange.ts';
+import { BodyDecoder } from './body.ts';
+import { ContractValidator, type OpenApiOperation } from './contract.ts';
+import type { GraphQLSchema } from 'graphql';
+import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from './graphql.ts';
+import { DEFAULT_BODY_LIMITS, type BodyLimits } from './limits.ts';
+import type { OpenRedirector } from './ssrf.ts';
+import type { SensitiveKind } from './sensitive.ts';
+
+export type ContractMode = 'enforce' | 'monitor';
+
+export interface ContentSettings {
+  body: BodyLimits;
+  /** Request contract mode per operation id ("METHOD host template"); `default` for the rest.
+   *  Without a spec, an operation's learned shape is judged after `learnedMinSamples` consistent requests. */
+  contract: { default: ContractMode; operations: Record<string, ContractMode>; learnedMinSamples: number };
+  exposure: {
+    /** Kinds reported whenever a response carries them (no learning needed). */
+    alwaysReport: SensitiveKind[];
+    /** Responses a caller must have received from an operation before a new sensitive field is "sudden". */
+    callerWarmup: number;
+    /** Responses an operation must have sent (to anyone) before a sensitive field new to it is reported. */
+    operationWarmup: number;
+    /** A sensitive field the operation has given to this many identities is ordinary for it. */
+    commonAmongCallers: number;
+  };
+  ssrf: { openRedirectors: OpenRedirector[]; allowedHosts: string[] };
+  graphql: GraphqlLimits;
+  /** GraphQL schemas (from policy, e.g. schemaFromIntrospection) per service host; absent host = any. */
+  graphqlSchemas: { authority?: string; schema: GraphQLSchema }[];
+  grpc: { knownMethods: string[]; allowReflection: boolean };
+  websocket: { requireCredentials: boolean; upgradesPerMinute: number };
+  /** Hosts of third-party APIs whose responses are checked before the app consumes them (outbound). */
+  thirdPartyHosts: string[];
+}
+
+export function defaultContentSettings(): ContentSettings {
+  return {
+    body: { ...DEFAULT_BODY_LIMITS },
+    contract: { default: 'enforce', operations: {}, learnedMinSamples: 5 },
+    exposure: { alwaysReport: ['private-key', 'cloud-key', 'password-hash', 'card-number'], callerWarmup: 10, operationWarmup: 20, commonAmongCallers: 3 },
+    ssrf: { openRedirectors: [], allowedHosts: [] },
+    graphql: { ...DEFAULT_GRAPHQL_LIMITS },
+    graphqlSchemas: [],
+    grpc: { knownMethods: [], allowReflection: false },
+    websocket: { requireCredentials: true, upgradesPerMinute: 30 },
+    thirdPartyHosts: [],
+  };
+}
+
+/** The spec operation an exchange is, with its path parameters; undefined when no spec declares it. */
+export type OperationResolver = (exchange: Exchange) => { operation: OpenApiOperation; pathParams: Record<string, string> } | undefined;
+
+/** What every content detector is built with. */
+export interface ContentContext {
+  settings: ContentSettings;
+  decoder: BodyDecoder;
+  contracts: ContractValidator;
+  resolveOperation: OperationResolver;
+}
+
+export function createContentContext(settings: Partial<ContentSettings> = {}, resolveOperation: OperationResolver = () => undefined): ContentContext {
+  const merged = { ...defaultContentSettings(), ...settings };
+  return { settings: merged, decoder: new BodyDecoder(merged.body), contracts: new ContractValidator(), resolveOperation };
+}
