@@ -107,6 +107,15 @@ test('sampling: only sampled requests make Envoy send the body to ext_proc (mode
   assert.equal(unsampled.echo, '{"qty":2}');
 });
 
+test('sampling: a sampled body larger than Envoy\'s buffer limit is inspected up to the limit and still delivered whole', async () => {
+  const big = JSON.stringify({ blob: 'x'.repeat(3 * 1024 * 1024) });
+  const { res, event } = await seen(CLIENT, 'POST', '/orders/8', [['content-type', 'application/json']], big);
+  assert.equal(res.status, 200, 'no 413: the body is not required to fit the buffer');
+  assert.equal(event.sampled, true);
+  assert.ok(event.body !== undefined && event.body.length > 0 && event.body.length <= big.length, 'ext_proc saw a prefix of the body');
+  assert.equal(JSON.parse(res.body).echo.length, big.length, 'the app received the whole body');
+});
+
 test('fast-path deny and limits answer locally: no ext_proc stream, no upstream request', async () => {
   const streams = mesh.extProcCounters()!.streamsStarted;
   const appSeen = mesh.app.received.length;

@@ -28,8 +28,10 @@ export function denyResponse(decision: DenyDecision, requestId: string): Process
   };
 }
 
-/** Asks Envoy for the whole request body of this request (the filter sampled it). */
-const SEND_REQUEST_BODY = { request_body_mode: 'BUFFERED' } as const;
+/** Asks Envoy for the request body of this request (the filter sampled it). BUFFERED_PARTIAL, not
+ *  BUFFERED: a body over Envoy's buffer limit is inspected up to the limit and still delivered, where
+ *  BUFFERED would answer the client 413. */
+const SEND_REQUEST_BODY = { request_body_mode: 'BUFFERED_PARTIAL' } as const;
 
 export function requestHeadersResponse(decision: Decision, requestId: string, reservedHeaders: readonly string[], wantBody = false): ProcessingResponse {
   if (decision.action === 'deny') return denyResponse(decision, requestId);

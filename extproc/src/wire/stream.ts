@@ -96,7 +96,7 @@ export class ExtProcStream {
         this.#request = event;
         const reserved = [...event.headers.keys()].filter((k) => k.startsWith(RESERVED_HEADER_PREFIX));
         if (event.sampled === true && message.request_headers?.end_of_stream !== true) {
-          // Content detectors need the body: ask for it (BUFFERED) and decide when it arrives.
+          // Content detectors need the body: ask for it (BUFFERED_PARTIAL) and decide when it arrives.
           this.#decisionPending = true;
           return requestHeadersResponse(ALLOW, this.#requestId, reserved, true);
         }
@@ -110,7 +110,7 @@ export class ExtProcStream {
         this.#requestPhase = this.#advanceBody('request', this.#requestPhase, this.#requestBodyEnded, kind);
         if (message.request_body?.end_of_stream === true) this.#requestBodyEnded = true;
         if (this.#decisionPending && this.#request) {
-          // BUFFERED mode sends the whole body in this one message.
+          // BUFFERED_PARTIAL sends the body (up to Envoy's buffer limit) in this one message.
           this.#decisionPending = false;
           this.#request = { ...this.#request, body: message.request_body?.body ?? Buffer.alloc(0) };
           const decision = this.#engine.decide(this.#request);
