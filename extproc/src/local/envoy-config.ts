@@ -25,8 +25,10 @@ export function meshwardWasmFilter(o: Pick<MeshwardFilterOptions, 'wasmFile' | '
       config: {
         name: 'meshward',
         root_id: 'meshward',
-        // The filter must never be the reason a request fails.
-        failure_policy: 'FAIL_OPEN',
+        // After a trap Envoy starts a fresh VM: the filter is back for the next request. (FAIL_OPEN
+        // would bypass it for the VM's lifetime; the trapping request gets 503 either way, proven in
+        // test/e2e/failure-matrix.test.ts.)
+        failure_policy: 'FAIL_RELOAD',
         configuration: {
           '@type': 'type.googleapis.com/google.protobuf.StringValue',
           value: JSON.stringify(o.pluginConfig ?? {}),

@@ -55,6 +55,8 @@ export interface LocalMesh {
   spiffeIdOf(workload: string): string;
   /** Base URL (plaintext, client side) through which `caller` reaches the server via `inbound`. */
   urlFor(caller: string, inbound?: string): string;
+  /** Loopback port the sidecars' ext_proc cluster points at (a test may serve its own processor there). */
+  readonly extProcPort: number;
   extProcRunning(): boolean;
   /** Stream counters of the in-process ext_proc server (undefined while it is stopped). */
   extProcCounters(): Readonly<ServerCounters> | undefined;
@@ -166,6 +168,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
         if (!u) throw new Error(`no outbound listener for caller ${caller} to inbound ${inboundName}`);
         return u;
       },
+      extProcPort,
       extProcRunning: () => extProc !== undefined,
       extProcCounters: () => extProc?.counters,
       ...(admin ? { adminPort: admin.port } : {}),
