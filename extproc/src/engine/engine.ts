@@ -1,35 +1,114 @@
-// The decision engine: takes normalized events, returns decisions, and reports what it saw to
-// observers (logs, telemetry, the demo). It knows nothing of Envoy.
+// The decision engine: takes normalized events, runs the static deny rules and every registered
+// detector on the exchange, applies the policy mode (monitor: record and allow; enforce: a finding
+// that asks for deny or rate-limit becomes a 403/429), and reports decisions and findings to
+// observers (logs, telemetry, the demo, replay). It knows nothing of Envoy.
+import { LRUCache } from 'lru-cache';
 import type { RequestEvent, ResponseEvent } from './event.ts';
 import type { Decision } from './decision.ts';
+import { ALLOW } from './decision.ts';
 import { DenyRules, type DenyRule } from './rules.ts';
+import type { Detector } from './detector.ts';
+import type { Finding } from './finding.ts';
+import { toExchange, type Exchange } from './exchange.ts';
+import { createDefaultDetectors } from './detectors/index.ts';
+import type { DetectorContext } from './detector-context.ts';
+import { resolveDetectorSettings, type DetectorSettingsInput } from './policy-settings.ts';
+import { EventClock, LearningTracker } from './state.ts';
+import { CollectionLearner } from './objects.ts';
+
+export type PolicyMode = 'monitor' | 'enforce';
 
 export interface EngineConfig {
   denyRules: readonly DenyRule[];
+  /** monitor (default): findings are recorded, requests pass. enforce: findings that ask for it block. */
+  mode?: PolicyMode;
+  /** Per-exchange mode (e.g. per namespace policy); overrides `mode` when it returns one. */
+  modeFor?: (exchange: Exchange) => PolicyMode | undefined;
+  /** Detector thresholds, windows, learning periods and state caps; defaults for anything absent. */
+  settings?: DetectorSettingsInput;
+  /** Replaces the registered detectors (engine/detectors/index.ts) with this set. */
+  detectors?: (context: DetectorContext) => Detector[];
+  /** Requests awaiting their response, kept for pairing (oldest evicted beyond it). Default 10,000 (in-flight requests; Envoy times streams out long before). */
+  maxPendingExchanges?: number;
 }
 
 export interface DecisionRecord {
   request: RequestEvent;
   decision: Decision;
+  /** Findings the request phase produced (empty when none). */
+  findings?: readonly Finding[];
 }
 
 export interface EngineObserver {
   onDecision?(record: DecisionRecord): void;
   onResponse?(request: RequestEvent, response: ResponseEvent): void;
+  /** Every finding, from the request phase (before the decision is returned) or the response phase. */
+  onFinding?(finding: Finding, exchange: Exchange): void;
+  /** A detector threw; the exchange went on without it. */
+  onDetectorError?(detector: string, error: unknown, exchange: Exchange): void;
+}
+
+const DEFAULT_MAX_PENDING = 10_000;
+const PENDING_SENTINEL = '\u0000sentinel';
+const SENTINEL_EXCHANGE: Exchange = {
+  request: { requestId: PENDING_SENTINEL, time: 0, caller: { mtls: false, identitySource: 'none' }, method: '', authority: '', path: '', headers: new Map() },
+  callerKey: '', operation: '', template: '',
+};
+const PENDING_TTL_MS = 10 * 60_000;
+
+function denyFor(finding: Finding): Decision {
+  return {
+    action: 'deny',
+    status: finding.enforcement === 'rate-limit' ? 429 : 403,
+    reason: finding.category,
+    rule: finding.detector,
+  };
 }
 
 export class Engine {
-  #rules: DenyRules;
+  #rules!: DenyRules;
+  #mode: PolicyMode = 'monitor';
+  #modeFor: EngineConfig['modeFor'];
+  #detectors: Detector[] = [];
+  #context!: DetectorContext;
+  #learning!: LearningTracker;
+  #pending!: LRUCache<string, Exchange>;
+  #collections!: CollectionLearner;
+  #detectorsBuiltFrom: { identity: string; factory: EngineConfig['detectors'] } | undefined;
+  readonly #clock = new EventClock();
   readonly #observers: EngineObserver[] = [];
 
   constructor(config: EngineConfig) {
-    this.#rules = new DenyRules(config.denyRules);
+    this.reconfigure(config);
   }
 
-  /** Replaces the rule set; in-flight streams keep the decision they already got. */
+  /** Replaces rules and mode; in-flight streams keep the decision they already got. Detectors and
+   *  their learned state are rebuilt only when the detector settings or set change, so a policy
+   *  reload that only flips the mode or the deny rules keeps every baseline. */
   reconfigure(config: EngineConfig): void {
     this.#rules = new DenyRules(config.denyRules);
+    this.#mode = config.mode ?? 'monitor';
+    this.#modeFor = config.modeFor;
+    const settings = resolveDetectorSettings(config.settings);
+    const identity = `${JSON.stringify(settings)}|${config.maxPendingExchanges ?? DEFAULT_MAX_PENDING}`;
+    if (this.#detectorsBuiltFrom?.identity === identity && this.#detectorsBuiltFrom.factory === config.detectors) return;
+    this.#detectorsBuiltFrom = { identity, factory: config.detectors };
+    this.#learning = new LearningTracker(this.#clock, settings.caps, settings.learning.minDurationMs, settings.learning.minRequests);
+    this.#context = { settings, clock: this.#clock, learning: this.#learning };
+    this.#detectors = (config.detectors ?? createDefaultDetectors)(this.#context);
+    this.#collections = new CollectionLearner(this.#clock, settings.caps);
+    this.#pending = new LRUCache<string, Exchange>({
+      max: Math.max(1, config.maxPendingExchanges ?? DEFAULT_MAX_PENDING) + 1,
+      ttl: PENDING_TTL_MS,
+      perf: this.#clock,
+      ttlResolution: 0,
+    });
+    // lru-cache clears all its arrays (O(max)) when its last entry is deleted; a permanent sentinel
+    // keeps every per-request delete O(1).
+    this.#pending.set(PENDING_SENTINEL, SENTINEL_EXCHANGE, { ttl: 0 });
   }
+
+  get detectorNames(): string[] { return this.#detectors.map((d) => d.name); }
 
   addObserver(observer: EngineObserver): () => void {
     this.#observers.push(observer);
@@ -39,13 +118,68 @@ export class Engine {
     };
   }
 
+  #exchangeOf(request: RequestEvent): Exchange {
+    const exchange = toExchange(request);
+    const resolved = this.#collections.resolve(request.authority, request.path, true);
+    exchange.resource = `${request.method} ${request.authority} ${resolved.template}`;
+    exchange.pathIds = resolved.ids;
+    return exchange;
+  }
+
+  #requestExchange(request: RequestEvent): Exchange {
+    const exchange = this.#exchangeOf(request);
+    exchange.serviceLearned = this.#learning.observe(request.authority, request.time);
+    return exchange;
+  }
+
+  #run(phase: 'onRequest' | 'onResponse', exchange: Exchange): Finding[] {
+    const all: Finding[] = [];
+    for (const d of this.#detectors) {
+      const fn = d[phase];
+      if (fn === undefined) continue;
+      try {
+        const found = fn.call(d, exchange);
+        if (found !== undefined) all.push(...found);
+      } catch (error) {
+        for (const o of this.#observers) o.onDetectorError?.(d.name, error, exchange);
+      }
+    }
+    for (const f of all) for (const o of this.#observers) o.onFinding?.(f, exchange);
+    return all;
+  }
+
   decide(request: RequestEvent): Decision {
-    const decision = this.#rules.evaluate(request);
-    for (const o of this.#observers) o.onDecision?.({ request, decision });
-    return decision;
+    this.#clock.advance(request.time);
+    let decision = this.#rules.evaluate(request);
+    let findings: Finding[] = [];
+    if (decision.action === 'allow') {
+      const exchange = this.#requestExchange(request);
+      if (request.requestId !== PENDING_SENTINEL) {
+        this.#pending.set(request.requestId, exchange);
+        this.#pending.get(PENDING_SENTINEL); // most recently used: never the one evicted
+      }
+      findings = this.#run('onRequest', exchange);
+      const mode = this.#modeFor?.(exchange) ?? this.#mode;
+      if (mode === 'enforce') {
+        const blocking = findings.find((f) => f.enforcement === 'deny') ?? findings.find((f) => f.enforcement === 'rate-limit');
+        if (blocking !== undefined) decision = denyFor(blocking);
+      }
+      if (decision.action === 'deny') this.#pending.delete(request.requestId);
+    }
+    const record: DecisionRecord = { request, decision: decision.action === 'allow' ? ALLOW : decision, findings };
+    for (const o of this.#observers) o.onDecision?.(record);
+    return record.decision;
   }
 
   observeResponse(request: RequestEvent, response: ResponseEvent): void {
+    const pending = request.requestId === PENDING_SENTINEL ? undefined : this.#pending.get(request.requestId);
+    const exchange = pending ?? this.#exchangeOf(request);
+    if (pending !== undefined) this.#pending.delete(request.requestId);
+    exchange.response = response;
+    this.#run('onResponse', exchange);
     for (const o of this.#observers) o.onResponse?.(request, response);
   }
+
+  /** Requests awaiting their response (bounded by maxPendingExchanges). */
+  get pendingExchanges(): number { return this.#pending.size - 1; }
 }

@@ -1,0 +1,126 @@
+// Object references in a request: IDs in the path, in id-named query parameters, and in id-named
+// JSON body fields and GraphQL arguments. Path segments count as IDs when the baseline templater
+// says so, when they mix letters and digits (slugs, user names, codes), or when their parent
+// collection has shown many distinct children (learned, bounded), as API inventories do.
+import type { LRUCache } from 'lru-cache';
+import type { Exchange } from './exchange.ts';
+import { pathOnly } from './exchange.ts';
+import { templateSegment } from './operation.ts';
+import { graphqlLiteralArgs, graphqlOf, jsonOf, queryParams, scalarFields } from './body.ts';
+import { boundedMap, type EventClock } from './state.ts';
+import { sha256Hex } from './jwt.ts';
+import type { StateCaps } from './policy-settings.ts';
+
+export interface ObjectRef {
+  /** Normalized ID (long IDs are hashed so a 10 KB ID costs what a short one does). */
+  id: string;
+  /** The resource type: service + path template with IDs as {} (+ ?param or #field). */
+  collection: string;
+  where: 'path' | 'query' | 'body';
+}
+
+const MAX_ID_CHARS = 128;
+const MAX_REFS = 32;
+/** Distinct children after which a path position is a parameter. */
+const PARAMETRIC_CHILDREN = 8;
+const ID_LIKE_CHILDREN = 3;
+const MAX_CHILDREN_TRACKED = 64;
+/** Requests after which a child of a parametric parent is a static segment (login, me). */
+const STATIC_RECURRENCE = 3;
+
+export const ID_NAME = /^(id|ids|uuid|guid|[A-Za-z0-9]*[_-](id|uuid|guid|ID)|[a-z0-9]*(Id|ID|Uuid|UUID|Guid))$/;
+const VERSION = /^v\d+(\.\d+)*$/i;
+const HAS_DIGIT = /\d/;
+const HAS_LETTER = /[A-Za-z]/;
+
+export function normalizeId(raw: string): string {
+  const v = raw.trim();
+  return v.length > MAX_ID_CHARS ? `sha256:${sha256Hex(v, 24)}` : v;
+}
+
+/** Learns, per service and path position, how many distinct values follow a parent path. */
+export class CollectionLearner {
+  readonly #children: LRUCache<string, { counts: Map<string, number>; idLike: number; parametric: boolean }>;
+
+  constructor(clock: EventClock, caps: StateCaps) {
+    this.#children = boundedMap(clock, { caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 2048 + k.length * 2 });
+  }
+
+  /** Path segments with each ID replaced by "{}", and the IDs found. Under a parametric parent a
+   *  segment stays static only once it has recurred (login, register, me), as inventories do. */
+  resolve(service: string, path: string, learn: boolean): { template: string; ids: string[] } {
+    const segments = pathOnly(path).split('/', 64);
+    const out: string[] = [];
+    const ids: string[] = [];
+    for (const segment of segments) {
+      if (segment === '') { out.push(segment); continue; }
+      const parentKey = `${service} ${out.join('/')}`;
+      const entry = this.#children.get(parentKey);
+      const seen = entry?.counts.get(segment) ?? 0;
+      const idLike = templateSegment(segment) !== segment
+        || (HAS_DIGIT.test(segment) && HAS_LETTER.test(segment) && !VERSION.test(segment) && segment.length >= 3)
+        || segment.length > MAX_ID_CHARS;
+      const isId = idLike || (entry?.parametric === true && seen < STATIC_RECURRENCE);
+      if (learn && segment.length <= MAX_ID_CHARS) {
+        const e = entry ?? { counts: new Map<string, number>(), idLike: 0, parametric: false };
+        if (e.counts.has(segment) || e.counts.size < MAX_CHILDREN_TRACKED) {
+          if (seen === 0 && idLike) e.idLike++;
+          e.counts.set(segment, seen + 1);
+        }
+        // Many distinct children, or a few that are plainly identifiers: the position holds IDs.
+        if (e.counts.size >= PARAMETRIC_CHILDREN || e.idLike >= ID_LIKE_CHILDREN) e.parametric = true;
+        if (entry === undefined) this.#children.set(parentKey, e);
+      }
+      if (isId) { ids.push(normalizeId(decodeSafe(segment))); out.push('{}'); } else out.push(segment);
+    }
+    return { template: out.join('/'), ids };
+  }
+}
+
+function decodeSafe(s: string): string {
+  try { return decodeURIComponent(s); } catch { return s; }
+}
+
+const refsOf = new WeakMap<Exchange, readonly ObjectRef[]>();
+
+/** Every object the request names (computed once per exchange). */
+export function objectRefs(exchange: Exchange): readonly ObjectRef[] {
+  const cached = refsOf.get(exchange);
+  if (cached !== undefined) return cached;
+  const refs = findObjectRefs(exchange);
+  refsOf.set(exchange, refs);
+  return refs;
+}
+
+function findObjectRefs(exchange: Exchange): ObjectRef[] {
+  const { request } = exchange;
+  const service = request.authority;
+  const refs: ObjectRef[] = [];
+  const ids = exchange.pathIds ?? [];
+  const base = exchange.resource !== undefined ? exchange.resource.slice(request.method.length + 1) : `${service} ${exchange.template}`;
+  for (const id of ids) refs.push({ id, collection: base, where: 'path' });
+  for (const [name, value] of queryParams(request.path)) {
+    if (refs.length >= MAX_REFS) break;
+    if (ID_NAME.test(name) && value !== '') refs.push({ id: normalizeId(value), collection: `${base}?${name}`, where: 'query' });
+  }
+  const graphql = graphqlOf(request);
+  if (graphql !== undefined) {
+    for (const vars of graphql.variables) {
+      for (const f of scalarFields(vars, 64)) {
+        if (refs.length >= MAX_REFS) break;
+        if (ID_NAME.test(f.key)) refs.push({ id: normalizeId(f.value), collection: `${base}#${f.key}`, where: 'body' });
+      }
+    }
+    for (const [name, value] of graphqlLiteralArgs(graphql.queries)) {
+      if (refs.length >= MAX_REFS) break;
+      if (ID_NAME.test(name)) refs.push({ id: normalizeId(value), collection: `${base}#${name}`, where: 'body' });
+    }
+  } else if (request.method !== 'POST') {
+    // A REST create (POST) names the objects it links to, not one it accesses: only other methods count.
+    for (const f of scalarFields(jsonOf(request.body), 64)) {
+      if (refs.length >= MAX_REFS) break;
+      if (ID_NAME.test(f.key) && f.path === f.key) refs.push({ id: normalizeId(f.value), collection: `${base}#${f.key}`, where: 'body' });
+    }
+  }
+  return refs.slice(0, MAX_REFS);
+}
