@@ -88,14 +88,16 @@ export function peekBearer(request: RequestEvent): JwtPeek | undefined {
 }
 
 export function toExchange(request: RequestEvent): Exchange {
-  const template = templatePath(pathOnly(request.path));
+  // The sidecar filter's template already applies the exact table the server pushed (inventory and
+  // specs); the baseline rules are the fallback when the filter is absent or bypassed.
+  const template = request.template ?? templatePath(pathOnly(request.path));
   const jwt = peekBearer(request);
   const client = forwardedClient(request);
   const names = jwt?.wellFormed ? [...(jwt.sub !== undefined ? [jwt.sub] : []), ...jwt.names] : [];
   return {
     request,
     callerKey: callerKeyOf(request, jwt),
-    operation: `${request.method} ${request.authority} ${template}`,
+    operation: request.operation ?? `${request.method} ${request.authority} ${template}`,
     template,
     ...(jwt !== undefined ? { jwt } : {}),
     source: client !== undefined ? `client:${client}` : workloadKeyOf(request),
