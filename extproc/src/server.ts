@@ -5,6 +5,7 @@ import type { Logger } from './log.ts';
 import { externalProcessorService } from './wire/protos.ts';
 import type { ProcessingRequest, ProcessingResponse } from './wire/messages.ts';
 import { ExtProcStream } from './wire/stream.ts';
+import { addHealthService } from './health.ts';
 
 export interface ServerOptions {
   /** Host to bind, e.g. "127.0.0.1" or "0.0.0.0". */
@@ -13,6 +14,8 @@ export interface ServerOptions {
   port: number;
   /** Largest ProcessingRequest accepted (bytes); a larger one ends that stream with RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
+  /** Event time for the engine (ms since the epoch); replays through Envoy map wall time to capture time. */
+  now?: () => number;
 }
 
 export const DEFAULT_SERVER_OPTIONS: ServerOptions = {
@@ -57,7 +60,7 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
     counters.streamsStarted++;
     counters.streamsActive++;
     call.once('close', () => { counters.streamsActive--; });
-    const stream = new ExtProcStream(`${idPrefix}-${(nextId++).toString(36)}`, engine, log);
+    const stream = new ExtProcStream(`${idPrefix}-${(nextId++).toString(36)}`, engine, log, opts.now);
     let finished = false;
 
     call.on('data', (message: ProcessingRequest) => {
@@ -95,6 +98,9 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
   };
 
   server.addService(externalProcessorService(), { Process: process_ });
+  // grpc.health.v1 beside ExternalProcessor: SERVING overall and for the ext_proc service until close().
+  const health = addHealthService(server);
+  health.setStatus('envoy.service.ext_proc.v3.ExternalProcessor', 'SERVING');
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
@@ -107,7 +113,11 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
   return {
     port,
     counters,
-    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    close: () => {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus('envoy.service.ext_proc.v3.ExternalProcessor', 'NOT_SERVING');
+      return new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    },
     forceClose: () => server.forceShutdown(),
   };
 }

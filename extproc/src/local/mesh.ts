@@ -15,7 +15,7 @@ import { clientSidecarBootstrap, serverSidecarBootstrap, type InboundListener, t
 import { startEnvoy, type EnvoyProcess } from './envoy-process.ts';
 import { PROJECT_ROOT } from './envoy-binary.ts';
 import { freePort } from './ports.ts';
-import { startUpstreamApp, type UpstreamApp } from './upstream-app.ts';
+import { startUpstreamApp, type AppHandler, type UpstreamApp } from './upstream-app.ts';
 
 export const DEFAULT_WASM_FILE = path.join(PROJECT_ROOT, 'build', 'filter.wasm');
 
@@ -43,6 +43,10 @@ export interface LocalMeshOptions {
   serverConcurrency?: number;
   /** Runs the meshward filters on the client sidecar's outbound listeners too (filter role "outbound"). */
   outboundFilter?: { pluginConfig: Record<string, unknown>; failureModeAllow?: boolean };
+  /** Answers requests in the upstream app instead of its JSON echo (replays answer recorded responses). */
+  appHandler?: AppHandler;
+  /** The ext_proc server's event clock (replays through Envoy map wall time onto capture time). */
+  serverClock?: () => number;
 }
 
 export interface LocalMesh {
@@ -92,11 +96,11 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     const pki = await generatePki(path.join(workDir, 'certs'), [serverWorkload, ...options.callers].map(parseWorkload));
     const engine = new Engine(options.engine ?? { denyRules: [] });
 
-    const app = await startUpstreamApp();
+    const app = await startUpstreamApp(0, options.appHandler);
     cleanups.push(() => app.close());
 
     const extProcPort = await freePort();
-    let extProc: RunningServer | undefined = await startServer(engine, log, { port: extProcPort });
+    let extProc: RunningServer | undefined = await startServer(engine, log, { port: extProcPort, ...(options.serverClock ? { now: options.serverClock } : {}) });
     cleanups.push(async () => { extProc?.forceClose(); extProc = undefined; });
 
     let admin: RunningAdminServer | undefined;
@@ -173,7 +177,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       extProcCounters: () => extProc?.counters,
       ...(admin ? { adminPort: admin.port } : {}),
       stopExtProc: async () => { extProc?.forceClose(); extProc = undefined; },
-      startExtProc: async () => { if (!extProc) extProc = await startServer(engine, log, { port: extProcPort }); },
+      startExtProc: async () => { if (!extProc) extProc = await startServer(engine, log, { port: extProcPort, ...(options.serverClock ? { now: options.serverClock } : {}) }); },
       stop,
     };
   } catch (err) {

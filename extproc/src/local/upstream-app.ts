@@ -15,7 +15,10 @@ export interface UpstreamApp {
   close(): Promise<void>;
 }
 
-export async function startUpstreamApp(port = 0): Promise<UpstreamApp> {
+/** Answers a request instead of the default JSON echo (e.g. a replay of recorded responses). */
+export type AppHandler = (request: AppRequest) => { status: number; headers: [string, string][]; body: Buffer };
+
+export async function startUpstreamApp(port = 0, handler?: AppHandler): Promise<UpstreamApp> {
   const received: AppRequest[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -23,6 +26,12 @@ export async function startUpstreamApp(port = 0): Promise<UpstreamApp> {
     req.on('end', () => {
       const entry: AppRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
       received.push(entry);
+      if (handler) {
+        const answer = handler(entry);
+        res.writeHead(answer.status, answer.headers.flat());
+        res.end(answer.body);
+        return;
+      }
       const body = JSON.stringify({ ok: true, method: entry.method, path: entry.path, echo: entry.body });
       res.writeHead(200, { 'content-type': 'application/json', 'x-app': 'meshward-sample' });
       res.end(body);
