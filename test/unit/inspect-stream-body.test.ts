@@ -37,11 +37,11 @@ function setup() {
   return { stream: new ExtProcStream('s1', engine, silentLogger), seen };
 }
 
-test('a sampled request with a body: headers continue with BUFFERED, the decision comes with the body', () => {
+test('a sampled request with a body: headers continue with BUFFERED_PARTIAL, the decision comes with the body', () => {
   const { stream, seen } = setup();
   const h = stream.step(requestHeaders(true, false));
   assert.equal(h.kind, 'respond');
-  if (h.kind === 'respond') assert.deepEqual((h.response as { mode_override?: unknown }).mode_override, { request_body_mode: 'BUFFERED' });
+  if (h.kind === 'respond') assert.deepEqual((h.response as { mode_override?: unknown }).mode_override, { request_body_mode: 'BUFFERED_PARTIAL' });
   assert.deepEqual(seen.requestBodies, [], 'not decided on headers');
   const b = stream.step({ request: 'request_body', request_body: { body: Buffer.from('{"isAdmin":true}'), end_of_stream: true } });
   assert.equal(b.kind, 'respond');
