@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerServe } from './cli/serve.ts';
 import { registerDemo } from './cli/demo.ts';
+import { registerReplay } from './cli/replay.ts';
 
 const program = new Command();
 program
@@ -16,5 +17,10 @@ program
 
 registerServe(program);
 registerDemo(program);
+registerReplay(program);
+(await import('./cli/policy.ts')).registerPolicy(program);
+(await import('./cli/render.ts')).registerRender(program);
+(await import('./cli/inventory.ts')).registerInventory(program);
+(await import('./cli/report.ts')).registerReport(program);
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 // OpenTelemetry for meshward: one span per request meshward decided on (a child of the request's
-// own trace when it carries W3C traceparent), decision metrics, and findings as log records, all
+// own trace when it carries W3C traceparent), metrics (decisions, decision latency, findings by
+// category and severity, detector errors, ext_proc stream errors), and findings as log records, all
 // exported by OTLP/HTTP to the user's collector. No raw secrets: spans carry the path without its
 // query string, the caller's SPIFFE ID and the decision, never headers.
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type TextMapGetter, type Counter } from '@opentelemetry/api';
@@ -9,13 +10,28 @@ import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { LoggerProvider, BatchLogRecordProcessor } from '@opentelemetry/sdk-logs';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
+import { SeverityNumber, type Logger as OtelLogger } from '@opentelemetry/api-logs';
 import { LRUCache } from 'lru-cache';
 import type { Engine, DecisionRecord } from '../engine/engine.ts';
 import type { Headers, RequestEvent, ResponseEvent } from '../engine/event.ts';
+import type { Finding, Severity } from '../engine/finding.ts';
+import type { Exchange } from '../engine/exchange.ts';
+import type { ServerCounters } from '../server.ts';
+
+const LOG_SEVERITY: Record<Severity, SeverityNumber> = {
+  info: SeverityNumber.INFO, low: SeverityNumber.INFO2, medium: SeverityNumber.WARN, high: SeverityNumber.ERROR, critical: SeverityNumber.FATAL,
+};
+const MAX_EVIDENCE_CHARS = 4096;
 
 export interface TelemetryOptions {
-  /** OTLP/HTTP base URL, e.g. http://otel-collector:4318 (signals go to /v1/traces, /v1/metrics). */
-  endpoint: string;
+  /** OTLP/HTTP base URL, e.g. http://otel-collector:4318 (signals go to /v1/traces, /v1/metrics, /v1/logs).
+   *  Absent: no spans or log records, metrics only through Prometheus. */
+  endpoint?: string;
+  /** Also serve the metrics for Prometheus to scrape (GET http://host:port/metrics, no auth: counts only). */
+  prometheus?: { host: string; port: number };
   serviceName?: string;
   metricExportIntervalMs?: number;
   /** Spans of requests whose response never arrives are ended after this long. */
@@ -37,27 +53,52 @@ export class Telemetry {
   readonly #tracerProvider: TracerProvider;
   readonly #meterProvider: MeterProvider;
   readonly #tracer;
+  readonly #loggerProvider: LoggerProvider;
+  readonly #log: OtelLogger;
   readonly #decisions: Counter;
+  readonly #findings: Counter;
+  readonly #detectorErrors: Counter;
+  readonly #decisionMs;
+  readonly #meter;
   readonly #propagator = new W3CTraceContextPropagator();
+  readonly #otlp: boolean;
+  readonly #prometheus: PrometheusExporter | undefined;
   readonly #pending: LRUCache<string, Span>;
 
   constructor(options: TelemetryOptions) {
-    const base = options.endpoint.replace(/\/+$/, '');
+    if (options.endpoint === undefined && options.prometheus === undefined) throw new Error('telemetry needs an OTLP endpoint or a Prometheus port');
+    const base = options.endpoint?.replace(/\/+$/, '');
+    this.#otlp = base !== undefined;
     const resource = resourceFromAttributes({ 'service.name': options.serviceName ?? 'meshward', 'service.namespace': 'meshward' });
     this.#tracerProvider = new TracerProvider({
       resource,
-      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${base}/v1/traces` }), scheduledDelayMillis: 500 })],
+      spanProcessors: base !== undefined ? [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${base}/v1/traces` }), scheduledDelayMillis: 500 })] : [],
     });
+    if (options.prometheus) this.#prometheus = new PrometheusExporter({ ...options.prometheus, preventServerStart: true });
     this.#meterProvider = new MeterProvider({
       resource,
-      readers: [new PeriodicExportingMetricReader({
-        exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics` }),
-        exportIntervalMillis: options.metricExportIntervalMs ?? 15_000,
-      })],
+      readers: [
+        ...(base !== undefined ? [new PeriodicExportingMetricReader({
+          exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics` }),
+          exportIntervalMillis: options.metricExportIntervalMs ?? 15_000,
+        })] : []),
+        ...(this.#prometheus ? [this.#prometheus] : []),
+      ],
     });
+    this.#loggerProvider = new LoggerProvider({
+      resource,
+      processors: base !== undefined ? [new BatchLogRecordProcessor({ exporter: new OTLPLogExporter({ url: `${base}/v1/logs` }), scheduledDelayMillis: 500 })] : [],
+    });
+    this.#log = this.#loggerProvider.getLogger('meshward');
     this.#tracer = this.#tracerProvider.getTracer('meshward');
     const meter = this.#meterProvider.getMeter('meshward');
+    this.#meter = meter;
     this.#decisions = meter.createCounter('meshward.decisions', { description: 'Requests meshward decided on, by decision' });
+    this.#findings = meter.createCounter('meshward.findings', { description: 'Findings, by OWASP category, severity and detector' });
+    this.#detectorErrors = meter.createCounter('meshward.detector.errors', { description: 'Exchanges a detector threw on (the exchange went on without it)' });
+    this.#decisionMs = meter.createHistogram('meshward.decision.duration', {
+      description: 'From the request headers reaching the server to the decision (includes waiting for a sampled body)', unit: 'ms',
+    });
     this.#pending = new LRUCache<string, Span>({
       max: options.maxPendingSpans ?? 100_000,
       ttl: options.pendingSpanTtlMs ?? 60_000,
@@ -72,16 +113,62 @@ export class Telemetry {
     });
   }
 
+  /** Opens the Prometheus endpoint (when configured); rejects naming the port when it cannot. */
+  async startPrometheus(): Promise<void> {
+    if (!this.#prometheus) return;
+    await this.#prometheus.startServer().catch((err: Error) => {
+      throw new Error(`prometheus endpoint: cannot listen: ${err.message}`);
+    });
+  }
+
   /** Subscribes to an engine's decisions and responses. */
   attach(engine: Engine): () => void {
     return engine.addObserver({
       onDecision: (record) => this.#onDecision(record),
       onResponse: (request, response) => this.#onResponse(request, response),
+      onFinding: (finding, exchange) => this.#onFinding(finding, exchange),
+      onDetectorError: (detector) => this.#detectorErrors.add(1, { detector }),
+    });
+  }
+
+  /** Exports the ext_proc server's stream counters (started, failed) as observable counters. */
+  observeServer(counters: () => Readonly<ServerCounters> | undefined): void {
+    const started = this.#meter.createObservableCounter('meshward.ext_proc.streams', { description: 'ext_proc streams opened by Envoy' });
+    const failed = this.#meter.createObservableCounter('meshward.ext_proc.stream_errors', { description: 'ext_proc streams the server ended with a gRPC error (protocol violations, internal errors)' });
+    started.addCallback((r) => { const c = counters(); if (c) r.observe(c.streamsStarted); });
+    failed.addCallback((r) => { const c = counters(); if (c) r.observe(c.streamsFailed); });
+  }
+
+  #onFinding(finding: Finding, exchange: Exchange): void {
+    this.#findings.add(1, { category: finding.category, severity: finding.severity, detector: finding.detector });
+    if (!this.#otlp) return;
+    let evidence = JSON.stringify(finding.evidence);
+    if (evidence.length > MAX_EVIDENCE_CHARS) evidence = `${evidence.slice(0, MAX_EVIDENCE_CHARS)}…`;
+    this.#log.emit({
+      eventName: 'meshward.finding',
+      timestamp: finding.time,
+      severityNumber: LOG_SEVERITY[finding.severity],
+      severityText: finding.severity.toUpperCase(),
+      body: finding.summary,
+      attributes: {
+        'meshward.finding.category': finding.category,
+        'meshward.finding.detector': finding.detector,
+        'meshward.finding.severity': finding.severity,
+        'meshward.finding.enforcement': finding.enforcement,
+        'meshward.finding.evidence': evidence,
+        'meshward.caller': finding.caller,
+        'meshward.operation': finding.operation,
+        'meshward.request_id': finding.requestId,
+      },
+      // In the request's trace, so a backend links the finding to the request's spans.
+      context: this.#propagator.extract(ROOT_CONTEXT, exchange.request.headers, headerGetter),
     });
   }
 
   #onDecision({ request, decision }: DecisionRecord): void {
     this.#decisions.add(1, { decision: decision.action });
+    this.#decisionMs.record(Math.max(0, Date.now() - request.time), { decision: decision.action });
+    if (!this.#otlp) return;
     const parent = this.#propagator.extract(ROOT_CONTEXT, request.headers, headerGetter);
     const span = this.#tracer.startSpan('meshward.decide', {
       kind: SpanKind.INTERNAL,
@@ -123,12 +210,14 @@ export class Telemetry {
   async flush(): Promise<void> {
     await this.#tracerProvider.forceFlush();
     await this.#meterProvider.forceFlush();
+    await this.#loggerProvider.forceFlush();
   }
 
   async shutdown(): Promise<void> {
     this.#pending.clear();
     await this.#tracerProvider.shutdown();
     await this.#meterProvider.shutdown();
+    await this.#loggerProvider.shutdown();
   }
 }
 
