@@ -70,7 +70,12 @@ async function main(): Promise<void> {
   };
   console.log(JSON.stringify(out, null, 2));
   client.close();
-  child.kill('SIGKILL');
+  // SIGTERM: serve drains and exits, so a --cpu-prof profile is written.
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
 }
 
 await main();

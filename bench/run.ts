@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const appPort = await freePort();
   const app = await startApp(appPort);
   const extProcPort = await freePort();
-  const extProc = await startExtProcProcess(extProcPort, OTHER_CPU);
+  const extProc = await startExtProcProcess(extProcPort, OTHER_CPU, [], path.join(PROJECT_ROOT, 'bench', 'results', 'ext-proc-server.log'));
   const inboundPort = await freePort();
   const clientAdmin = await freePort();
   const outPort = await freePort();

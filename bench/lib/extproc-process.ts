@@ -1,6 +1,7 @@
 // Runs `meshward serve` as its own process (pinned to a CPU), so benchmarks can read its CPU time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { openSync } from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../extproc/src/local/envoy-binary.ts';
 import { trackChild } from '../../extproc/src/local/children.ts';
@@ -12,9 +13,10 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-export async function startExtProcProcess(port: number, cpus: string, extraArgs: string[] = []): Promise<ChildProcess> {
-  const child = spawn('taskset', ['-c', cpus, process.execPath, path.join(PROJECT_ROOT, 'extproc/src/cli.ts'), 'serve', '--port', String(port), ...extraArgs], {
-    stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MESHWARD_LOG_LEVEL: 'warn' },
+export async function startExtProcProcess(port: number, cpus: string, extraArgs: string[] = [], logFile?: string): Promise<ChildProcess> {
+  const out = logFile ? openSync(logFile, 'a') : 'ignore';
+  const child = spawn('taskset', ['-c', cpus, process.execPath, ...(process.env.MESHWARD_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), path.join(PROJECT_ROOT, 'extproc/src/cli.ts'), 'serve', '--port', String(port), ...extraArgs], {
+    stdio: ['ignore', out, 'inherit'], env: { ...process.env, MESHWARD_LOG_LEVEL: 'warn' },
   });
   trackChild(child);
   for (let i = 0; i < 600; i++) {
