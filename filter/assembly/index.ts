@@ -44,6 +44,7 @@ const PATH_NODE_ID = propertyPath(["xds", "node", "id"]);
 const PATH_NODE_NAMESPACE = propertyPath(["xds", "node", "metadata", "NAMESPACE"]);
 const PATH_NODE_SERVICE_ACCOUNT = propertyPath(["xds", "node", "metadata", "SERVICE_ACCOUNT"]);
 const PATH_NODE_WORKLOAD = propertyPath(["xds", "node", "metadata", "WORKLOAD_NAME"]);
+const PATH_NODE_LABELS = propertyPath(["xds", "node", "metadata", "LABELS"]);
 const PROPERTY_RECORD = String.UTF8.encode("meshward");
 // Filter state wasm.meshward_fastpath = "1" marks a local reply from this filter, so the ext_proc
 // filter (wrapped in a matcher on it) skips the reply instead of opening a stream for it.
@@ -105,6 +106,12 @@ const peerBytes = new ByteBuffer();
 const sourceBytes = new ByteBuffer();
 /** Own identity from Envoy's node (outbound), computed once per VM. */
 let nodeIdentity: string | null = null;
+/** The sidecar's own workload from Envoy's node metadata (namespace, name, labels "k=v,k=v"):
+ *  the called workload inbound, the caller outbound. Read once per VM: node metadata never changes. */
+let nodeWorkloadRead = false;
+const nodeNamespace = new ByteBuffer();
+const nodeWorkload = new ByteBuffer();
+const nodeLabels = new ByteBuffer();
 
 // --- Lifecycle ----------------------------------------------------------------------------------
 
@@ -325,6 +332,48 @@ function ownIdentity(c: FilterConfig): string {
   return nodeIdentity!;
 }
 
+function readNodeProperty(p: ArrayBuffer, into: ByteBuffer): void {
+  if (getProperty(p, scratch)) { into.append(scratch.ptr, scratch.len); release(scratch); }
+}
+
+/** LABELS arrive as a proxy-wasm pairs map (u32 count, count x (u32 key length, u32 value length),
+ *  then each key and value NUL-terminated); kept as "k=v,k=v" (Kubernetes labels hold neither ',' nor '=').
+ *  A map that does not parse leaves no labels. */
+function readNodeLabels(): void {
+  if (!getProperty(PATH_NODE_LABELS, scratch)) return;
+  const base = scratch.ptr;
+  const n = scratch.len;
+  if (n >= 4) {
+    const count = <usize>load<u32>(base);
+    let data: usize = 4 + count * 8;
+    if (count <= 1024 && data <= n) {
+      for (let i: usize = 0; i < count; i++) {
+        const kl = <usize>load<u32>(base + 4 + i * 8);
+        const vl = <usize>load<u32>(base + 8 + i * 8);
+        if (kl > n || vl > n || data + kl + vl + 2 > n) { nodeLabels.reset(); break; }
+        if (nodeLabels.len > 0) nodeLabels.push(0x2c);
+        nodeLabels.append(base + data, kl);
+        nodeLabels.push(0x3d);
+        nodeLabels.append(base + data + kl + 1, vl);
+        data += kl + vl + 2;
+      }
+    }
+  }
+  release(scratch);
+}
+
+function captureNodeWorkload(): void {
+  if (!nodeWorkloadRead) {
+    readNodeProperty(PATH_NODE_NAMESPACE, nodeNamespace);
+    readNodeProperty(PATH_NODE_WORKLOAD, nodeWorkload);
+    readNodeLabels();
+    nodeWorkloadRead = true;
+  }
+  if (nodeNamespace.len > 0) record.fieldBytes("node.namespace", nodeNamespace.ptr, nodeNamespace.len);
+  if (nodeWorkload.len > 0) record.fieldBytes("node.workload", nodeWorkload.ptr, nodeWorkload.len);
+  if (nodeLabels.len > 0) record.fieldBytes("node.labels", nodeLabels.ptr, nodeLabels.len);
+}
+
 function captureOutbound(): void {
   record.fieldAscii("role", "outbound");
   const self = ownIdentity(config);
@@ -466,6 +515,7 @@ export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfS
   getHeader(MapType.RequestHeaders, HEADER_PATH, path);
 
   if (c.role == ROLE_OUTBOUND) captureOutbound(); else captureInbound();
+  captureNodeWorkload();
   record.fieldBytes("method", method.ptr, method.len);
   record.fieldBytes("authority", authority.ptr, authority.len);
   record.fieldBytes("path", path.ptr, path.len);

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadServerConfig, type ServerConfig } from '../config.ts';
 import { DEFAULT_SERVER_OPTIONS } from '../server.ts';
 import { Engine } from '../engine/engine.ts';
+import { pathOnly } from '../engine/exchange.ts';
 import { createLogger } from '../log.ts';
 import { startServer, type RunningServer } from '../server.ts';
 import { startFilterConfigService, type FilterConfigService } from '../filter-config/service.ts';
@@ -15,6 +16,7 @@ import { FindingsBuffer, DEFAULT_FINDINGS_CAPACITY } from '../admin/findings-buf
 import { BlockedLog, registerCoreRoutes } from '../admin/core-routes.ts';
 import { startInventory, type InventoryRuntime } from '../inventory/runtime.ts';
 import { registerInventoryRoutes } from '../inventory/admin-routes.ts';
+import { PolicyServerWiring } from '../policy/server-wiring.ts';
 
 export function registerServe(program: Command): void {
   program.command('serve')
@@ -34,8 +36,9 @@ export function registerServe(program: Command): void {
     .option('--findings-buffer <n>', 'recent findings the admin API keeps', (v) => Number.parseInt(v, 10), DEFAULT_FINDINGS_CAPACITY)
     .option('--prometheus-port <port>', 'serve metrics for Prometheus at http://HOST:PORT/metrics (no token: counts only, no identities or paths)', (v) => Number.parseInt(v, 10))
     .option('--otlp-endpoint <url>', 'export traces, metrics and finding logs by OTLP/HTTP to this base URL (env OTEL_EXPORTER_OTLP_ENDPOINT)', process.env.OTEL_EXPORTER_OTLP_ENDPOINT)
-    .addHelpText('after', '\nAdmin HTTP API (with --admin-port): /healthz and /readyz (no token), GET /findings, /policy, /report, /inventory..., /v1/filter-config (bearer token). gRPC: envoy.service.ext_proc.v3.ExternalProcessor and grpc.health.v1.Health.\nExit codes: 0 clean shutdown, 2 bad configuration or option.')
-    .action(async (opts: { config?: string; host?: string; port?: number; adminPort?: number; adminTokenFile?: string; filterTables?: string; policySource: string; policyFile?: string[]; policyNamespace: string; policyResyncSeconds?: number; inventoryDb?: string; spec?: string[]; findingsBuffer: number; otlpEndpoint?: string; prometheusPort?: number }) => {
+    .option('--drain-seconds <seconds>', 'on SIGTERM/SIGINT: how long in-flight ext_proc streams may take to finish before they are cancelled', (v) => Number(v), 5)
+    .addHelpText('after', '\nAdmin HTTP API (with --admin-port): /healthz and /readyz (no token), GET /findings, /policy, /report, /inventory..., /v1/filter-config (bearer token). gRPC: envoy.service.ext_proc.v3.ExternalProcessor and grpc.health.v1.Health.\nExit codes: 0 clean shutdown (in-flight streams get --drain-seconds), 1 shutdown hung for 10 s past that, 2 bad configuration or option.')
+    .action(async (opts: { config?: string; host?: string; port?: number; adminPort?: number; adminTokenFile?: string; filterTables?: string; policySource: string; policyFile?: string[]; policyNamespace: string; policyResyncSeconds?: number; inventoryDb?: string; spec?: string[]; findingsBuffer: number; otlpEndpoint?: string; prometheusPort?: number; drainSeconds: number }) => {
       const log = createLogger();
       let config: ServerConfig = { server: { ...DEFAULT_SERVER_OPTIONS }, denyRules: [] };
       try {
@@ -46,7 +49,9 @@ export function registerServe(program: Command): void {
       }
       if (opts.host) config.server.host = opts.host;
       if (opts.port !== undefined && Number.isFinite(opts.port)) config.server.port = opts.port;
-      const engine = new Engine({ denyRules: config.denyRules });
+      // Policy changes also reach the filter tables, the inventory's specs and the contracts.
+      const wiring = new PolicyServerWiring(log);
+      const engine = new Engine({ denyRules: config.denyRules, detectors: wiring.detectors });
       logFindings(engine, log);
       if (!Number.isInteger(opts.findingsBuffer) || opts.findingsBuffer < 1 || opts.findingsBuffer > 1_000_000) {
         console.error('meshward serve: --findings-buffer must be an integer between 1 and 1000000');
@@ -66,7 +71,7 @@ export function registerServe(program: Command): void {
         specs.push({ service: s.slice(0, eq), source: { kind: 'openapi-file', file: s.slice(eq + 1) } });
       }
       let inventory: InventoryRuntime | undefined;
-      if (opts.inventoryDb !== undefined || specs.length > 0 || opts.adminPort !== undefined) {
+      if (opts.inventoryDb !== undefined || specs.length > 0 || opts.adminPort !== undefined || opts.policySource !== 'none') {
         try {
           inventory = await startInventory(engine, { ...(opts.inventoryDb ? { dbFile: opts.inventoryDb } : {}), specs });
         } catch (err) {
@@ -74,6 +79,10 @@ export function registerServe(program: Command): void {
           process.exit(2);
         }
         for (const e of inventory.specErrors) log.warn({ spec: e.error.spec, place: e.error.place, error: e.error.message }, 'spec not loaded; the service runs without it');
+      }
+      if (inventory) {
+        wiring.useInventory(inventory);
+        wiring.watchSpecFiles();
       }
       let telemetry: Telemetry | undefined;
       if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '' && !URL.canParse(opts.otlpEndpoint)) {
@@ -98,7 +107,8 @@ export function registerServe(program: Command): void {
       engine.addObserver({
         onDecision: ({ request, decision }) => {
           if (decision.action === 'deny') {
-            log.info({ requestId: request.requestId, caller: request.caller.workload, method: request.method, path: request.path, decision }, 'request denied');
+            // The query string can carry tokens (?access_token=): never logged.
+            log.info({ requestId: request.requestId, caller: request.caller.workload, method: request.method, path: pathOnly(request.path), decision }, 'request denied');
           }
         },
       });
@@ -106,7 +116,12 @@ export function registerServe(program: Command): void {
         console.error(`meshward serve: --policy-source must be none, file or kubernetes (got ${opts.policySource})`);
         process.exit(2);
       }
-      const policies = await startPolicyRuntime({ source: opts.policySource as 'none' | 'file' | 'kubernetes', files: opts.policyFile ?? [], namespace: opts.policyNamespace, staticDenyRules: config.denyRules, ...(opts.policyResyncSeconds ? { resyncSeconds: opts.policyResyncSeconds } : {}), engine, log });
+      const policies = await startPolicyRuntime({ source: opts.policySource as 'none' | 'file' | 'kubernetes', files: opts.policyFile ?? [], namespace: opts.policyNamespace, staticDenyRules: config.denyRules, ...(opts.policyResyncSeconds ? { resyncSeconds: opts.policyResyncSeconds } : {}), engine, log,
+        detectors: wiring.detectors, onApplied: wiring.onApplied });
+      if (!(Number.isFinite(opts.drainSeconds) && opts.drainSeconds > 0 && opts.drainSeconds <= 3600)) {
+        console.error('meshward serve: --drain-seconds must be a number of seconds between 0 and 3600');
+        process.exit(2);
+      }
       if (opts.adminPort !== undefined && !opts.adminTokenFile) {
         console.error('meshward serve: --admin-port needs --admin-token-file');
         process.exit(2);
@@ -118,15 +133,29 @@ export function registerServe(program: Command): void {
       const startup = new Promise<void>((resolve) => { startupDone = resolve; });
       const shutdown = async (): Promise<void> => {
         await startup;
-        log.info('shutting down');
+        log.info({ drainSeconds: opts.drainSeconds }, 'shutting down');
+        // Not ready first (admin /readyz 503; server.close() sets grpc.health NOT_SERVING), then drain.
         filterConfig?.router.setReady(false);
-        const timer = setTimeout(() => { server?.forceClose(); process.exit(0); }, 5000);
+        const drainMs = opts.drainSeconds * 1000;
+        // Backstop: a hung exporter or policy watch must not keep the pod in Terminating forever.
+        setTimeout(() => { log.error('shutdown did not finish; exiting'); process.exit(1); }, drainMs + 10_000).unref();
         await policies.stop();
-        await server?.close();
+        wiring.stop();
+        let deadline: NodeJS.Timeout | undefined;
+        const drained = await Promise.race([
+          (server?.close() ?? Promise.resolve()).then(() => true),
+          new Promise<boolean>((resolve) => { deadline = setTimeout(() => resolve(false), drainMs); }),
+        ]);
+        clearTimeout(deadline);
+        if (!drained) {
+          log.warn({ activeStreams: server?.counters.streamsActive }, 'drain deadline passed; cancelling in-flight ext_proc streams');
+          server?.forceClose();
+        }
         await filterConfig?.close();
+        // State is flushed on every path, including after the deadline.
         inventory?.close();
         await telemetry?.shutdown().catch(() => {});
-        clearTimeout(timer);
+        log.info({ drained }, 'shut down');
         process.exit(0);
       };
       process.once('SIGTERM', () => void shutdown());
@@ -142,6 +171,7 @@ export function registerServe(program: Command): void {
           host: config.server.host, port: opts.adminPort, tokenFile: opts.adminTokenFile,
           ...(opts.filterTables ? { tablesFile: opts.filterTables } : {}),
         }, log).catch((err: Error) => { console.error(`meshward serve: ${err.message}`); process.exit(2); });
+        wiring.serveFilterTables(filterConfig.store);
         const effectivePolicy = (): { mode: string; policy: unknown } => {
           const last = policies.last;
           if (!last) return { mode: 'monitor', policy: { source: opts.policySource, loaded: false, staticDenyRules: config.denyRules } };
@@ -151,6 +181,7 @@ export function registerServe(program: Command): void {
             policy: {
               source: opts.policySource, namespace: opts.policyNamespace, from: effective.from, spec: effective.spec, staticDenyRules: config.denyRules,
               rejected: Object.fromEntries([...last.errors].map(([origin, errors]) => [origin, errors.map(formatPolicyError)])),
+              ...(inventory ? { apiSpecs: wiring.specStatus() } : {}),
             },
           };
         };

@@ -15,6 +15,8 @@ import type { DetectorContext } from './detector-context.ts';
 import { resolveDetectorSettings, type DetectorSettingsInput } from './policy-settings.ts';
 import { EventClock, LearningTracker } from './state.ts';
 import { CollectionLearner } from './objects.ts';
+import { performance } from 'node:perf_hooks';
+import { contentContextOf } from './detectors/content.ts';
 
 export type PolicyMode = 'monitor' | 'enforce';
 
@@ -24,6 +26,10 @@ export interface EngineConfig {
   mode?: PolicyMode;
   /** Per-exchange mode (e.g. per namespace policy); overrides `mode` when it returns one. */
   modeFor?: (exchange: Exchange) => PolicyMode | undefined;
+  /** Per-request deny rules and detector settings (e.g. the namespace policy of the workload the
+   *  request arrived at); undefined = the engine's own. Each distinct profile key gets its own
+   *  detector set and state (at most MAX_PROFILES, least recently used evicted). */
+  profileFor?: (request: RequestEvent) => EngineProfile | undefined;
   /** Detector thresholds, windows, learning periods and state caps; defaults for anything absent. */
   settings?: DetectorSettingsInput;
   /** Replaces the registered detectors (engine/detectors/index.ts) with this set. */
@@ -31,6 +37,16 @@ export interface EngineConfig {
   /** Requests awaiting their response, kept for pairing (oldest evicted beyond it). Default 10,000 (in-flight requests; Envoy times streams out long before). */
   maxPendingExchanges?: number;
 }
+
+export interface EngineProfile {
+  /** Identifies the settings: equal keys share one detector set. */
+  key: string;
+  denyRules: readonly DenyRule[];
+  settings?: DetectorSettingsInput;
+}
+
+/** Detector sets kept for per-request profiles; each has its own bounded state (lru caps). */
+const MAX_PROFILES = 16;
 
 export interface DecisionRecord {
   request: RequestEvent;
@@ -46,7 +62,11 @@ export interface EngineObserver {
   onFinding?(finding: Finding, exchange: Exchange): void;
   /** A detector threw; the exchange went on without it. */
   onDetectorError?(detector: string, error: unknown, exchange: Exchange): void;
+  /** How long one detector took on one exchange (milliseconds of event-loop time, for telemetry). */
+  onDetectorTiming?(detector: string, phase: DetectorPhase, durationMs: number): void;
 }
+
+export type DetectorPhase = 'request' | 'response';
 
 const DEFAULT_MAX_PENDING = 10_000;
 const PENDING_SENTINEL = '\u0000sentinel';
@@ -69,6 +89,9 @@ export class Engine {
   #rules!: DenyRules;
   #mode: PolicyMode = 'monitor';
   #modeFor: EngineConfig['modeFor'];
+  #profileFor: EngineConfig['profileFor'];
+  #profiles = new LRUCache<string, { rules: DenyRules; detectors: Detector[] }>({ max: MAX_PROFILES });
+  readonly #requestProfiles = new WeakMap<RequestEvent, { rules: DenyRules; detectors: Detector[] }>();
   #detectors: Detector[] = [];
   #context!: DetectorContext;
   #learning!: LearningTracker;
@@ -77,6 +100,8 @@ export class Engine {
   #detectorsBuiltFrom: { identity: string; factory: EngineConfig['detectors'] } | undefined;
   readonly #clock = new EventClock();
   readonly #observers: EngineObserver[] = [];
+  /** Observers that want detector timings; none (the usual case) means no clock reads per detector. */
+  readonly #timingObservers: EngineObserver[] = [];
 
   constructor(config: EngineConfig) {
     this.reconfigure(config);
@@ -89,6 +114,8 @@ export class Engine {
     this.#rules = new DenyRules(config.denyRules);
     this.#mode = config.mode ?? 'monitor';
     this.#modeFor = config.modeFor;
+    this.#profileFor = config.profileFor;
+    this.#profiles.clear(); // deny rules and settings may have changed; sets rebuild on demand
     const settings = resolveDetectorSettings(config.settings);
     const identity = `${JSON.stringify(settings)}|${config.maxPendingExchanges ?? DEFAULT_MAX_PENDING}`;
     if (this.#detectorsBuiltFrom?.identity === identity && this.#detectorsBuiltFrom.factory === config.detectors) return;
@@ -112,9 +139,12 @@ export class Engine {
 
   addObserver(observer: EngineObserver): () => void {
     this.#observers.push(observer);
+    if (observer.onDetectorTiming) this.#timingObservers.push(observer);
     return () => {
-      const i = this.#observers.indexOf(observer);
-      if (i !== -1) this.#observers.splice(i, 1);
+      for (const list of [this.#observers, this.#timingObservers]) {
+        const i = list.indexOf(observer);
+        if (i !== -1) list.splice(i, 1);
+      }
     };
   }
 
@@ -134,23 +164,57 @@ export class Engine {
 
   #run(phase: 'onRequest' | 'onResponse', exchange: Exchange): Finding[] {
     const all: Finding[] = [];
-    for (const d of this.#detectors) {
+    const timed = this.#timingObservers.length > 0;
+    for (const d of this.#profileOf(exchange.request)?.detectors ?? this.#detectors) {
       const fn = d[phase];
       if (fn === undefined) continue;
+      const started = timed ? performance.now() : 0;
       try {
         const found = fn.call(d, exchange);
         if (found !== undefined) all.push(...found);
       } catch (error) {
         for (const o of this.#observers) o.onDetectorError?.(d.name, error, exchange);
       }
+      if (timed) {
+        const durationMs = performance.now() - started;
+        const timingPhase = phase === 'onRequest' ? 'request' : 'response';
+        for (const o of this.#timingObservers) o.onDetectorTiming!(d.name, timingPhase, durationMs);
+      }
     }
     for (const f of all) for (const o of this.#observers) o.onFinding?.(f, exchange);
     return all;
   }
 
+  /** Large bodies are decoded off the event loop before decide/observeResponse look at them (the
+   *  synchronous calls then find the decoded sample ready). Returns undefined when nothing needs
+   *  waiting for (headers only, small bodies): the caller stays synchronous. */
+  prepare(event: RequestEvent | ResponseEvent): Promise<void> | undefined {
+    if (event.body === undefined) return undefined;
+    return contentContextOf(this.#context).decoder.prepare(event.body, event.headers);
+  }
+
+  /** The request's profile (deny rules, detectors), when profileFor gives one; remembered per request
+   *  so its response runs through the same detectors. */
+  #profileOf(request: RequestEvent): { rules: DenyRules; detectors: Detector[] } | undefined {
+    if (this.#profileFor === undefined) return undefined;
+    let built = this.#requestProfiles.get(request);
+    if (built !== undefined) return built;
+    const profile = this.#profileFor(request);
+    if (profile === undefined) return undefined;
+    built = this.#profiles.get(profile.key);
+    if (built === undefined) {
+      const settings = resolveDetectorSettings(profile.settings);
+      const context: DetectorContext = { settings, clock: this.#clock, learning: this.#learning };
+      built = { rules: new DenyRules(profile.denyRules), detectors: (this.#detectorsBuiltFrom?.factory ?? createDefaultDetectors)(context) };
+      this.#profiles.set(profile.key, built);
+    }
+    this.#requestProfiles.set(request, built);
+    return built;
+  }
+
   decide(request: RequestEvent): Decision {
     this.#clock.advance(request.time);
-    let decision = this.#rules.evaluate(request);
+    let decision = (this.#profileOf(request)?.rules ?? this.#rules).evaluate(request);
     let findings: Finding[] = [];
     if (decision.action === 'allow') {
       const exchange = this.#requestExchange(request);

@@ -65,6 +65,15 @@ export interface RequestEvent {
   direction?: 'inbound' | 'outbound';
   /** Outbound only: the host the workload is calling. */
   destination?: string;
+  /** The workload whose sidecar saw the request (its node metadata, which no client can set): the
+   *  called workload inbound, the calling one outbound. Its namespace policy applies. */
+  sidecarWorkload?: SidecarWorkload;
+}
+
+export interface SidecarWorkload {
+  namespace?: string;
+  name?: string;
+  labels?: Readonly<Record<string, string>>;
 }
 
 export interface ResponseEvent {

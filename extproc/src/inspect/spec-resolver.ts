@@ -2,6 +2,7 @@
 // per service authority, or one spec for every authority.
 import { matchSpecOperation } from '../inventory/spec-match.ts';
 import type { ApiSpec, SpecOperation } from '../inventory/spec.ts';
+import type { Inventory } from '../inventory/inventory.ts';
 import type { OpenApiOperation } from './contract.ts';
 import type { OperationResolver } from './settings.ts';
 import { authorityHost } from './values.ts';
@@ -34,4 +35,14 @@ export function specOperationResolver(specs: readonly ServiceSpec[]): OperationR
     }
     return undefined;
   };
+}
+
+/** The specs the inventory holds, one per service in name order (what the resolver above takes). */
+export function inventoryServiceSpecs(inventory: Inventory): ServiceSpec[] {
+  const out: ServiceSpec[] = [];
+  for (const service of inventory.services().sort()) {
+    const spec = inventory.state(service)?.spec;
+    if (spec) out.push({ authority: service, spec });
+  }
+  return out;
 }

@@ -131,6 +131,9 @@ function hcm(statPrefix: string, cluster: string, httpFilters: Json[], extra: Js
       '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
       stat_prefix: statPrefix,
       codec_type: 'AUTO',
+      // Istio's sidecars (inbound and outbound) allow WebSocket upgrades; so must the local mesh, or
+      // Envoy answers upgrades itself and they never reach meshward.
+      upgrade_configs: [{ upgrade_type: 'websocket' }],
       route_config: {
         name: statPrefix,
         virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster, timeout: '5s' } }] }],
@@ -168,6 +171,8 @@ export interface ServerSidecarOptions {
   extProcClusterName?: string;
   /** Port of the meshward admin HTTP server: adds cluster FILTER_CONFIG_CLUSTER for the filter's config refresh. */
   filterConfigPort?: number;
+  /** Envoy node (id, metadata as Istio sets it: NAMESPACE, WORKLOAD_NAME, LABELS): the filter reports its workload from it. */
+  node?: Json;
 }
 
 /** Cluster through which the Wasm filter fetches its configuration from the meshward server. */
@@ -175,6 +180,7 @@ export const FILTER_CONFIG_CLUSTER = 'meshward_config';
 
 export function serverSidecarBootstrap(o: ServerSidecarOptions): Json {
   return {
+    ...(o.node ? { node: o.node } : {}),
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: o.adminPort } } },
     static_resources: {
       listeners: o.inbound.map((l) => ({

@@ -26,7 +26,10 @@ export interface LocalMeshOptions {
   server?: string;
   /** Inbound listeners on the server sidecar; default one fail-closed listener named "inbound". */
   inbound?: { name: string; failureModeAllow: boolean }[];
-  engine?: EngineConfig;
+  /** The engine's configuration, or an engine to share (e.g. between meshes of different namespaces). */
+  engine?: EngineConfig | Engine;
+  /** Node metadata of the server sidecar, as Istio sets it (NAMESPACE, WORKLOAD_NAME, LABELS). */
+  serverNodeMetadata?: Record<string, unknown>;
   logger?: Logger;
   wasmFile?: string;
   pluginConfig?: Record<string, unknown>;
@@ -94,7 +97,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
 
   try {
     const pki = await generatePki(path.join(workDir, 'certs'), [serverWorkload, ...options.callers].map(parseWorkload));
-    const engine = new Engine(options.engine ?? { denyRules: [] });
+    const engine = options.engine instanceof Engine ? options.engine : new Engine(options.engine ?? { denyRules: [] });
 
     const app = await startUpstreamApp(0, options.appHandler);
     cleanups.push(() => app.close());
@@ -128,6 +131,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       ...(options.httpFilters ? { httpFilters: options.httpFilters } : {}),
       ...(options.extProcClusterName ? { extProcClusterName: options.extProcClusterName } : {}),
       ...(admin ? { filterConfigPort: admin.port } : {}),
+      ...(options.serverNodeMetadata ? { node: { id: 'meshward-server-sidecar', cluster: 'meshward-local', metadata: options.serverNodeMetadata } } : {}),
     }), workDir, serverAdmin, options.serverConcurrency !== undefined ? { concurrency: options.serverConcurrency } : {});
     cleanups.push(() => serverSidecar.stop());
 

@@ -103,8 +103,10 @@ export function engineSettingsFor(spec: PolicySpec): EngineSettings {
     group('lateral').scopes = spec.agentScopes.map((a) => ({ identity: a.identity, allow: a.operations.map(operationPattern) }));
   }
   spec.businessFlows?.forEach((_f, i) => later(`spec.businessFlows[${i}]`, 'declared flows are not mapped onto the flow detector yet'));
-  if (spec.sampling) later('spec.sampling', 'mapped onto the filter tables (filterPolicyFor), which the server does not serve to sidecars yet');
-  spec.apiSpecs?.forEach((_s, i) => later(`spec.apiSpecs[${i}]`, 'contract loading belongs to the inventory (issue #5), not wired yet'));
+  // sampling.bodyRate goes to the sidecar filters' tables (filter-mapping.ts, served with --admin-port).
+  if (spec.sampling?.maxBodyBytes !== undefined) later('spec.sampling.maxBodyBytes', 'bodies are inspected up to Envoy\'s buffer limit; a per-policy cap is not applied yet');
+  // apiSpecs load into the inventory and the contracts (policy/spec-sources.ts); ConfigMaps are not read.
+  spec.apiSpecs?.forEach((s, i) => { if (s.configMapRef) later(`spec.apiSpecs[${i}].configMapRef`, 'the server does not read ConfigMaps: mount it and use file'); });
 
   const settings = detectors as DetectorSettingsInput;
   return { engine: { denyRules, mode: enforce ? 'enforce' : 'monitor', settings }, detectors: settings, notApplied };

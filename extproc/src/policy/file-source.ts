@@ -50,7 +50,13 @@ export async function loadPolicyFile(file: string): Promise<PolicyValidationResu
     const error: PolicyError = { source: file, path: '(root)', reason: (err as Error).message };
     return { policies: [], errors: [error] };
   }
-  return parsePolicies(file, text, { baseDir: path.dirname(file) });
+  const result = parsePolicies(file, text, { baseDir: path.dirname(file) });
+  // A spec file is named relative to its policy file; the server loads it from anywhere.
+  for (const p of result.policies) {
+    p.spec.apiSpecs = p.spec.apiSpecs?.map((s) => (s.file !== undefined ? { ...s, file: path.resolve(path.dirname(file), s.file) } : s));
+    if (p.spec.apiSpecs === undefined) delete p.spec.apiSpecs;
+  }
+  return result;
 }
 
 export async function startFilePolicySource(options: FilePolicySourceOptions): Promise<FilePolicySource> {

@@ -71,6 +71,11 @@ export class PolicySet {
 
   get meshNamespace(): string { return this.#meshNamespace; }
 
+  /** Every policy in the set, by namespace then name. */
+  policies(): ApiSecurityPolicy[] {
+    return [...this.#byNamespace.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).flatMap(([, list]) => [...list].sort(byName));
+  }
+
   /** The mesh-wide default policy, if any. */
   meshDefault(): ApiSecurityPolicy | undefined {
     return (this.#byNamespace.get(this.#meshNamespace) ?? []).filter((p) => selectorSize(p) === 0).sort(byName)[0];

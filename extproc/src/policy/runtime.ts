@@ -1,13 +1,17 @@
 // Keeps the running engine on the policy in force: starts the chosen source (files or Kubernetes),
 // and on every change reconfigures the engine. Reconfiguring swaps the rule set between requests;
 // in-flight ext_proc streams keep the decision they already got, so nothing is dropped.
-// Scope today: the server applies the mesh-wide default (precedence level 2); applying namespace
-// policies per request needs the destination workload on RequestEvent (see istio/README.md).
-import type { Engine } from '../engine/engine.ts';
+// The engine's own deny rules and detector settings are the mesh-wide default's (precedence level 2);
+// per request, the policy of the workload the request arrived at decides the mode and, where it
+// differs, the rules and settings (workload-policy.ts). Listeners (filter tables, specs) get every
+// accepted change.
+import type { Engine, EngineConfig } from '../engine/engine.ts';
 import type { DenyRule } from '../engine/rules.ts';
 import type { Logger } from '../log.ts';
 import { engineSettingsFor } from './engine-mapping.ts';
 import type { PolicyUpdate } from './registry.ts';
+import type { EffectivePolicy } from './precedence.ts';
+import { WorkloadPolicies } from './workload-policy.ts';
 import { formatPolicyError } from './validate.ts';
 import { startFilePolicySource } from './file-source.ts';
 import { policyKey } from './types.ts';
@@ -22,24 +26,37 @@ export interface PolicyRuntimeOptions {
   /** Deny rules from the server config file; they stay in force beside the policy's. */
   staticDenyRules?: readonly DenyRule[];
   log: Logger;
+  /** The engine's detector factory (EngineConfig.detectors), kept across reconfigurations. */
+  detectors?: EngineConfig['detectors'];
+  /** Called after every update the source accepts, with the mesh-wide effective policy. */
+  onApplied?: (update: PolicyUpdate, meshDefault: EffectivePolicy) => void;
 }
 
 export interface PolicyRuntime {
   /** The last update applied (undefined until the source has loaded once). */
   readonly last: PolicyUpdate | undefined;
+  /** Effective policy per workload (namespace, labels), as requests use it. */
+  readonly workloads: WorkloadPolicies;
   stop(): Promise<void>;
 }
 
 export async function startPolicyRuntime(o: PolicyRuntimeOptions): Promise<PolicyRuntime> {
   let last: PolicyUpdate | undefined;
   let applied = '';
+  const workloads = new WorkloadPolicies(o.staticDenyRules);
   const apply = (update: PolicyUpdate): void => {
     last = update;
+    workloads.update(update.set);
     for (const errors of update.errors.values()) for (const e of errors) o.log.warn({ error: formatPolicyError(e) }, 'policy rejected');
     for (const [policy, winner] of update.set.shadowed()) o.log.warn({ policy, winner }, 'policy shadowed by another with the same namespace and selector');
     const effective = update.set.effectiveFor({ namespace: o.namespace });
     const settings = engineSettingsFor(effective.spec);
-    const config = { ...settings.engine, denyRules: [...(o.staticDenyRules ?? []), ...settings.engine.denyRules] };
+    const config = { ...settings.engine, denyRules: [...(o.staticDenyRules ?? []), ...settings.engine.denyRules], modeFor: workloads.modeFor, profileFor: workloads.profileFor, ...(o.detectors ? { detectors: o.detectors } : {}) };
+    try {
+      o.onApplied?.(update, effective);
+    } catch (err) {
+      o.log.error({ err }, 'policy listener failed');
+    }
     // Reconfiguring restarts detector state (learned baselines): only do it when something changed,
     // not on every resync or unrelated namespace edit.
     const fingerprint = JSON.stringify(config);
@@ -48,10 +65,10 @@ export async function startPolicyRuntime(o: PolicyRuntimeOptions): Promise<Polic
     o.engine.reconfigure(config);
     o.log.info({ from: effective.from, mode: config.mode, denyRules: config.denyRules.length, notApplied: settings.notApplied.map((n) => n.path) }, 'policy applied');
   };
-  if (o.source === 'none') return { get last() { return last; }, stop: async () => {} };
+  if (o.source === 'none') return { get last() { return last; }, workloads, stop: async () => {} };
   if (o.source === 'file') {
     const source = await startFilePolicySource({ files: o.files ?? [], meshNamespace: o.namespace, onChange: apply });
-    return { get last() { return last; }, stop: async () => source.close() };
+    return { get last() { return last; }, workloads, stop: async () => source.close() };
   }
   // Loaded only here: the Kubernetes client is large, and no other command needs it.
   const k8s = await import('@kubernetes/client-node');
@@ -66,5 +83,5 @@ export async function startPolicyRuntime(o: PolicyRuntimeOptions): Promise<Polic
       return notes.length ? `accepted (${policyKey(p)}); not applied yet: ${notes.map((n) => `${n.path} (${n.reason})`).join('; ')}` : undefined;
     },
   });
-  return { get last() { return last; }, stop: () => source.stop() };
+  return { get last() { return last; }, workloads, stop: () => source.stop() };
 }

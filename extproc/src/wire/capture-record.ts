@@ -22,6 +22,11 @@ export interface CaptureRecord {
   selfNamespace?: string;
   /** Called host (outbound). */
   dest?: string;
+  /** The sidecar's own workload, from Envoy's node metadata (Istio sets NAMESPACE, WORKLOAD_NAME,
+   *  LABELS): the called workload inbound, the caller outbound. A client cannot set it. */
+  nodeNamespace?: string;
+  nodeWorkloadName?: string;
+  nodeLabels?: Readonly<Record<string, string>>;
   /** Route template and operation id; absent when the filter had to truncate them. */
   template?: string;
   operation?: string;
@@ -90,6 +95,9 @@ export function parseCaptureRecord(text: string | undefined): CaptureRecord | nu
     selfWorkloadName: get('self.workload'),
     selfNamespace: get('self.namespace'),
     dest: get('dest'),
+    nodeNamespace: get('node.namespace'),
+    nodeWorkloadName: get('node.workload'),
+    nodeLabels: parseLabels(truncated.includes('node.labels') ? undefined : get('node.labels')),
     template: trusted('template'),
     operation: trusted('op'),
     user: parseUser(fields),
@@ -107,6 +115,16 @@ export function parseCaptureRecord(text: string | undefined): CaptureRecord | nu
     path: get('path'),
     fields,
   };
+}
+
+/** "k=v,k=v" (the filter's rendering of node metadata LABELS); entries without "=" are skipped. */
+function parseLabels(text: string | undefined): Record<string, string> | undefined {
+  if (text === undefined) return undefined;
+  // fromEntries defines own properties: a "__proto__" label is data, never the prototype.
+  return Object.fromEntries(text.split(',').filter((e) => e.indexOf('=') > 0).map((e) => {
+    const eq = e.indexOf('=');
+    return [e.slice(0, eq), e.slice(eq + 1)];
+  }));
 }
 
 const TOKEN_FLAGS: ReadonlySet<string> = new Set<TokenFlag>(['malformed', 'oversize', 'alg_none', 'unsigned', 'expired', 'not_yet_valid']);

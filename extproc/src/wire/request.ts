@@ -109,6 +109,9 @@ function filterAnnotations(record: CaptureRecord | undefined): Partial<RequestEv
     sampled: record.sampled,
     direction: record.role,
     destination: record.role === 'outbound' ? record.dest : undefined,
+    sidecarWorkload: record.nodeNamespace === undefined && record.nodeWorkloadName === undefined && record.nodeLabels === undefined
+      ? undefined
+      : definedOnly({ namespace: record.nodeNamespace, name: record.nodeWorkloadName, labels: record.nodeLabels }),
   });
 }
 
