@@ -1,7 +1,8 @@
 // `npm run bench`: data-plane overhead of meshward against bare Envoy, measured in one run.
-// Topology (all loopback): oha -> client-side Envoy (plaintext in, mTLS out with a SPIFFE cert)
-// -> server-side Envoy (the variant under test) -> sample app; the ext_proc server is a separate
-// process. The server-side Envoy (--concurrency 1) is pinned to CPU 0; everything else to CPU 1.
+// Topology (all loopback): oha, presenting a SPIFFE client certificate over mTLS as a mesh client
+// would -> server-side Envoy (the variant under test) -> sample app; the ext_proc server is a
+// separate process. The server-side Envoy (--concurrency 1) is pinned to CPU 0; oha, the app and
+// the ext_proc server to CPU 1 (no client-side Envoy: on two cores it would only add contention).
 // Variants are alternated (bare first, then each variant, repeated) so machine drift cancels.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generatePki } from '../extproc/src/local/certs.ts';
-import { clientSidecarBootstrap, meshwardExtProcFilter, meshwardWasmFilter, serverSidecarBootstrap } from '../extproc/src/local/envoy-config.ts';
+import { meshwardExtProcFilter, meshwardWasmFilter, serverSidecarBootstrap } from '../extproc/src/local/envoy-config.ts';
 import { startEnvoy, type EnvoyProcess } from '../extproc/src/local/envoy-process.ts';
 import { envoyBinary, envoyVersion, PROJECT_ROOT } from '../extproc/src/local/envoy-binary.ts';
 import { DEFAULT_WASM_FILE } from '../extproc/src/local/mesh.ts';
@@ -73,12 +74,8 @@ async function main(): Promise<void> {
   const extProcPort = await freePort();
   const extProc = await startExtProcProcess(extProcPort, OTHER_CPU, [], path.join(PROJECT_ROOT, 'bench', 'results', 'ext-proc-server.log'));
   const inboundPort = await freePort();
-  const clientAdmin = await freePort();
-  const outPort = await freePort();
-  const client = await startEnvoy('client', clientSidecarBootstrap({
-    adminPort: clientAdmin, caFile: pki.caFile,
-    outbound: [{ name: 'out', port: outPort, certFile: loadgen.certFile, keyFile: loadgen.keyFile, upstreamPort: inboundPort, upstreamSpiffeId: server.spiffeId, upstreamSni: 'server.bench.svc' }],
-  }), dir, clientAdmin, { cpus: OTHER_CPU });
+  // oha resolves the certificate's DNS name to the loopback listener.
+  const tls = { certFile: loadgen.certFile, keyFile: loadgen.keyFile, caFile: pki.caFile, connectTo: `server.bench.svc:${inboundPort}:127.0.0.1:${inboundPort}` };
   const bodyFile = path.join(dir, 'body.json');
   await writeFile(bodyFile, JSON.stringify({ order: { items: Array.from({ length: 12 }, (_, i) => ({ sku: `SKU-${1000 + i}`, qty: i + 1, price: 9.99 + i })), note: 'x'.repeat(200) } }).slice(0, 1024));
 
@@ -96,7 +93,7 @@ async function main(): Promise<void> {
     }), dir, admin, { cpus: ENVOY_CPU });
   };
 
-  const url = `http://127.0.0.1:${outPort}/orders/123`;
+  const url = `https://server.bench.svc:${inboundPort}/orders/123`;
   const rateSamples: RateSample[] = [];
   const satSamples: SatSample[] = [];
   const memory: Record<string, unknown> = {};
@@ -107,22 +104,22 @@ async function main(): Promise<void> {
       for (const variant of variants) {
         const envoy = await startServerEnvoy(variant);
         const body = variant === 'extproc-body' ? { method: 'POST', bodyFile, headers: ['content-type: application/json'] } : {};
-        await runLoad({ url, seconds: 2, rate: 500, connections: 16, cpus: OTHER_CPU, ...body }); // warm-up
+        await runLoad({ url, seconds: 2, rate: 500, connections: 16, cpus: OTHER_CPU, tls, ...body }); // warm-up
         for (const rate of rates) {
           const e0 = cpuSeconds(envoy.pid);
           const s0 = cpuSeconds(extProc.pid!);
-          const result = await runLoad({ url, seconds, rate, connections: 32, cpus: OTHER_CPU, ...body });
+          const result = await runLoad({ url, seconds, rate, connections: 32, cpus: OTHER_CPU, tls, ...body });
           const n = Math.max(1, result.requests);
           rateSamples.push({ variant, rate, result, envoyCpuPerReq: (cpuSeconds(envoy.pid) - e0) / n, serverCpuPerReq: (cpuSeconds(extProc.pid!) - s0) / n });
           const bad = Object.entries(result.statusCodes).filter(([c]) => c !== '200');
           if (bad.length || Object.keys(result.errors).length) errors.push(`${variant} @${rate}: statuses ${JSON.stringify(result.statusCodes)} errors ${JSON.stringify(result.errors)}`);
         }
-        satSamples.push({ variant, result: await runLoad({ url, seconds, connections: 16, cpus: OTHER_CPU, ...body }) });
+        satSamples.push({ variant, result: await runLoad({ url, seconds, connections: 16, cpus: OTHER_CPU, tls, ...body }) });
         const timeouts = (await envoy.stats('ext_proc\\.message_timeouts')).get('http.inbound.ext_proc.message_timeouts') ?? 0;
         if (timeouts > 0) errors.push(`${variant}: ${timeouts} ext_proc message timeouts`);
         if (rep === 0 && variant === 'filter') {
           const before = rssBytes(envoy.pid);
-          const sent = await runLoad({ url, seconds: Math.ceil(memoryRequests / 4000) + 1, connections: 16, cpus: OTHER_CPU });
+          const sent = await runLoad({ url, seconds: Math.ceil(memoryRequests / 4000) + 1, connections: 16, cpus: OTHER_CPU, tls });
           const after = rssBytes(envoy.pid);
           memory.filterEnvoyRss = { requests: sent.requests, beforeBytes: before, afterBytes: after };
         }
@@ -130,7 +127,6 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await client.stop();
     extProc.kill('SIGKILL');
     app.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });

@@ -36,6 +36,8 @@ export interface LoadOptions {
   bodyFile?: string;
   headers?: string[];
   cpus?: string;
+  /** mTLS as a mesh client: the caller's certificate, the CA, and where the URL's host really is. */
+  tls?: { certFile: string; keyFile: string; caFile: string; connectTo: string };
 }
 
 interface OhaJson {
@@ -51,6 +53,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   if (o.method) args.push('-m', o.method);
   if (o.bodyFile) args.push('-D', o.bodyFile);
   for (const h of o.headers ?? []) args.push('-H', h);
+  if (o.tls) args.push('--cert', o.tls.certFile, '--key', o.tls.keyFile, '--cacert', o.tls.caFile, '--connect-to', o.tls.connectTo);
   args.push(o.url);
   const cmd = o.cpus !== undefined ? 'taskset' : ohaBinary();
   const full = o.cpus !== undefined ? ['-c', o.cpus, ohaBinary(), ...args] : args;
