@@ -2,32 +2,21 @@
 // category and severity, over real OTLP/HTTP to a local receiver; tokens never leave.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Engine } from '../../extproc/src/engine/engine.ts';
 import type { RequestEvent } from '../../extproc/src/engine/event.ts';
 import { Telemetry } from '../../extproc/src/telemetry/otel.ts';
 import { logFindings } from '../../extproc/src/telemetry/finding-log.ts';
 import { pino } from 'pino';
+import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.ts';
 
-const received = new Map<string, Buffer[]>();
-let receiver: http.Server;
+let received: Map<string, Buffer[]>;
 let endpoint: string;
+let receiver: OtlpReceiver;
 
 before(async () => {
-  receiver = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const list = received.get(req.url ?? '') ?? [];
-      list.push(Buffer.concat(chunks));
-      received.set(req.url ?? '', list);
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' });
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  endpoint = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+  receiver = await startOtlpReceiver();
+  ({ endpoint, received } = receiver);
 });
 after(() => receiver.close());
 

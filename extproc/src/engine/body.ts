@@ -28,6 +28,12 @@ export function jsonOf(body: Buffer | undefined): unknown {
   return value === NOT_JSON || value === null ? undefined : value;
 }
 
+/** Records the JSON view of a body decoded elsewhere (large bodies are decoded off the event loop),
+ *  so jsonOf never parses that body on the event loop; undefined records "not JSON". */
+export function rememberJson(body: Buffer, value: unknown): void {
+  parsedJson.set(body, value === undefined || value === null ? NOT_JSON : value);
+}
+
 export function headerValue(headers: Headers, name: string): string | undefined {
   return headers.get(name)?.[0];
 }

@@ -2,6 +2,7 @@
 // user and check alg/exp/nbf/iss. Sizes are bounded; the raw token is never kept, only its hash.
 // Signature verification happens only against a JWKS that policy configures (node:crypto).
 import { constants, createHash, createPublicKey, createSecretKey, verify as cryptoVerify, createHmac, timingSafeEqual, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Headers } from './event.ts';
 
 /** Tokens longer than this are not decoded (reported as malformed). */
@@ -50,8 +51,22 @@ function decodeJsonPart(part: string): Record<string, unknown> | undefined {
 const str = (v: unknown, max = 512): string | undefined => (typeof v === 'string' && v.length > 0 && v.length <= max ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
-/** Decodes a compact JWT (no verification). */
+/** Recent tokens' peeks: a token is reused for many requests, and decoding plus hashing it is a
+ *  large share of a header-only decision. Bounded (about 1 KB an entry); in memory only, like the
+ *  request itself. */
+const recentPeeks = new LRUCache<string, JwtPeek>({ max: 10_000 });
+
+/** Decodes a compact JWT (no verification). The result is shared between requests: read only. */
 export function peekJwt(token: string): JwtPeek {
+  let peek = recentPeeks.get(token);
+  if (peek === undefined) {
+    peek = decodeJwt(token);
+    if (token.length <= MAX_TOKEN_BYTES) recentPeeks.set(token, peek);
+  }
+  return peek;
+}
+
+function decodeJwt(token: string): JwtPeek {
   const tokenHash = sha256Hex(token);
   const bad = (problem: string): JwtPeek => ({ tokenHash, wellFormed: false, problem, names: [], unsigned: false });
   if (token.length > MAX_TOKEN_BYTES) return bad(`token longer than ${MAX_TOKEN_BYTES} bytes`);

@@ -6,10 +6,13 @@ import zlib from 'node:zlib';
 import type { Headers } from '../engine/event.ts';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from './limits.ts';
 import { parseJsonBounded } from './json.ts';
+import { decodeOffThread } from './body-pool.ts';
+import { rememberJson } from '../engine/body.ts';
 
 export type BodyProblemCode =
   | 'truncated' | 'decompression-bomb' | 'decompression-failed' | 'unsupported-encoding'
-  | 'invalid-utf8' | 'invalid-json' | 'json-too-deep' | 'json-too-large' | 'too-many-fields' | 'malformed-multipart';
+  | 'invalid-utf8' | 'invalid-json' | 'json-too-deep' | 'json-too-large' | 'too-many-fields' | 'malformed-multipart'
+  | 'sampled' | 'not-inspected';
 
 export interface BodyProblem { code: BodyProblemCode; detail: string }
 
@@ -212,6 +215,11 @@ export function decodeBody(body: Buffer | undefined, headers: Headers, limits: B
   return { content: { kind: 'text' }, text, mediaType: media.type, wireBytes, problems };
 }
 
+/** Bodies at least this large are decoded off the event loop when the caller awaits prepare(). */
+export const OFF_THREAD_BODY_BYTES = 64 * 1024;
+/** How long an off-thread decode may take (half of Envoy's default 0.5 s message_timeout). */
+export const OFF_THREAD_DEADLINE_MS = 250;
+
 /** Decodes each body once for all detectors; entries live as long as the Buffer does. */
 export class BodyDecoder {
   readonly limits: BodyLimits;
@@ -229,5 +237,27 @@ export class BodyDecoder {
       this.#cache.set(body, d);
     }
     return d;
+  }
+
+  /** For a large body: decodes it in a worker thread into a bounded sample (body-sample.ts) that
+   *  decode() then returns, so detectors never parse or walk the whole body on the event loop.
+   *  Returns undefined when there is nothing to wait for (small, absent or already decoded body).
+   *  A full queue, a failed worker or the deadline leave the body uninspected (problem
+   *  "not-inspected"): the request is decided on its headers, never held or failed for capacity. */
+  prepare(body: Buffer | undefined, headers: Headers, deadlineMs = OFF_THREAD_DEADLINE_MS): Promise<void> | undefined {
+    if (body === undefined || body.length < OFF_THREAD_BODY_BYTES || this.#cache.has(body)) return undefined;
+    const encoded = headers.has('content-encoding');
+    return decodeOffThread(body, headers, this.limits, deadlineMs).then(
+      (decoded) => {
+        this.#cache.set(body, decoded);
+        // The engine's own JSON view (engine/body.ts) reads raw bytes: only an unencoded JSON body is JSON there.
+        rememberJson(body, decoded.content.kind === 'json' && !encoded ? decoded.content.value : undefined);
+      },
+      (err: unknown) => {
+        const detail = `body of ${body.length} bytes not inspected: off-thread decode ${err instanceof Error && err.name === 'AbortError' ? `exceeded ${deadlineMs} ms` : `failed (${String((err as Error)?.message ?? err).slice(0, 120)})`}`;
+        this.#cache.set(body, { content: { kind: 'binary' }, text: '', mediaType: parseMediaType(headers.get('content-type')?.[0]).type, wireBytes: body.length, problems: [{ code: 'not-inspected', detail }] });
+        rememberJson(body, undefined);
+      },
+    );
   }
 }

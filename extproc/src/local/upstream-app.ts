@@ -1,6 +1,13 @@
 // A sample upstream application for local stacks: answers JSON describing the request and records
 // every request it received, so tests can prove what reached (or never reached) the app.
 import http from 'node:http';
+import { createHash } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+
+/** RFC 6455 handshake answer: base64(SHA-1(key + the protocol's fixed GUID)). */
+function webSocketAccept(key: string): string {
+  return createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC11B85`).digest('base64');
+}
 
 export interface AppRequest {
   method: string;
@@ -37,12 +44,32 @@ export async function startUpstreamApp(port = 0, handler?: AppHandler): Promise<
       res.end(body);
     });
   });
+  // WebSocket upgrades: recorded like requests and accepted with the RFC 6455 handshake (tests prove
+  // what reaches the app through the sidecars, not a WebSocket conversation).
+  const sockets = new Set<Duplex>();
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
+    received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: '' });
+    const key = req.headers['sec-websocket-key'];
+    if (typeof key !== 'string' || req.headers.upgrade?.toLowerCase() !== 'websocket') {
+      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    socket.on('error', () => {});
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    // Left open: the tunnel ends when the client (or close()) ends it.
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${webSocketAccept(key)}\r\n\r\n`);
+  });
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const addr = server.address();
   return {
     port: typeof addr === 'object' && addr ? addr.port : port,
     received,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () => new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
   };
 }

@@ -1,6 +1,6 @@
 // OpenTelemetry for meshward: one span per request meshward decided on (a child of the request's
 // own trace when it carries W3C traceparent), metrics (decisions, decision latency, findings by
-// category and severity, detector errors, ext_proc stream errors), and findings as log records, all
+// category and severity, detector errors and durations, ext_proc stream errors), and findings as log records, all
 // exported by OTLP/HTTP to the user's collector. No raw secrets: spans carry the path without its
 // query string, the caller's SPIFFE ID and the decision, never headers.
 import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type TextMapGetter, type Counter } from '@opentelemetry/api';
@@ -59,6 +59,7 @@ export class Telemetry {
   readonly #findings: Counter;
   readonly #detectorErrors: Counter;
   readonly #decisionMs;
+  readonly #detectorMs;
   readonly #meter;
   readonly #propagator = new W3CTraceContextPropagator();
   readonly #otlp: boolean;
@@ -99,6 +100,10 @@ export class Telemetry {
     this.#decisionMs = meter.createHistogram('meshward.decision.duration', {
       description: 'From the request headers reaching the server to the decision (includes waiting for a sampled body)', unit: 'ms',
     });
+    this.#detectorMs = meter.createHistogram('meshward.detector.duration', {
+      description: 'Event-loop time one detector took on one exchange, by detector and phase (request, response)', unit: 'ms',
+      advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25] },
+    });
     this.#pending = new LRUCache<string, Span>({
       max: options.maxPendingSpans ?? 100_000,
       ttl: options.pendingSpanTtlMs ?? 60_000,
@@ -128,6 +133,7 @@ export class Telemetry {
       onResponse: (request, response) => this.#onResponse(request, response),
       onFinding: (finding, exchange) => this.#onFinding(finding, exchange),
       onDetectorError: (detector) => this.#detectorErrors.add(1, { detector }),
+      onDetectorTiming: (detector, phase, durationMs) => this.#detectorMs.record(durationMs, { detector, phase }),
     });
   }
 

@@ -1,6 +1,8 @@
 // One ext_proc gRPC stream = one HTTP request. Enforces Envoy's protocol (per direction: headers,
 // then body chunks, then trailers; exactly one response per message, in order) and hands the
-// messages to the engine through the thin request/response adapters.
+// messages to the engine through the thin request/response adapters. A message whose large body the
+// engine decodes off the event loop is answered asynchronously; later messages of the stream wait
+// behind it, so answers still go out one per message, in order.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Engine } from '../engine/engine.ts';
 import type { RequestEvent, ResponseEvent } from '../engine/event.ts';
@@ -40,6 +42,12 @@ const KINDS: ReadonlySet<string> = new Set<RequestKind>([
   'request_headers', 'request_body', 'request_trailers', 'response_headers', 'response_body', 'response_trailers',
 ]);
 
+/** An upgrade (WebSocket) or CONNECT: what follows the headers is a tunnel that ends only when the
+ *  connection does, so its "body" is never buffered (Envoy would hold the tunnel until the timeout). */
+function opensTunnel(request: RequestEvent): boolean {
+  return request.method === 'CONNECT' || request.headers.has('upgrade');
+}
+
 export class ExtProcStream {
   #requestPhase: Phase = Phase.None;
   #responsePhase: Phase = Phase.None;
@@ -55,6 +63,10 @@ export class ExtProcStream {
   readonly #engine: Engine;
   readonly #log: Logger;
   readonly #now: () => number;
+  /** The last asynchronous answer still pending; later messages queue behind it. */
+  #tail: Promise<StepResult> | undefined;
+  /** Whether the message being dispatched may wait for an off-thread body decode (handle(), not step()). */
+  #offThread = false;
 
   constructor(requestId: string, engine: Engine, log: Logger, now: () => number = Date.now) {
     this.#requestId = requestId;
@@ -65,19 +77,63 @@ export class ExtProcStream {
 
   get requestId(): string { return this.#requestId; }
 
-  /** Handles one message. Never throws: protocol violations come back as an error result. */
+  /** Handles one message on the calling thread (bodies of any size decoded synchronously). Never
+   *  throws: protocol violations come back as an error result. Not to be mixed with handle(). */
   step(message: ProcessingRequest): StepResult {
+    const result = this.#stepNow(message, false);
+    if (result instanceof Promise) throw new Error('meshward: synchronous step produced an asynchronous result');
+    return result;
+  }
+
+  /** The server's path: handles one message synchronously unless a large body is being decoded off
+   *  the event loop (then a promise); results come back in message order either way, never
+   *  rejecting: protocol violations come back as an error result. */
+  handle(message: ProcessingRequest): StepResult | Promise<StepResult> {
+    if (this.#tail !== undefined) return this.#queue(this.#tail.then(() => this.#stepNow(message, true)));
+    const result = this.#stepNow(message, true);
+    return result instanceof Promise ? this.#queue(result) : result;
+  }
+
+  /** Resolves once every message handed to step() has its result. */
+  async idle(): Promise<void> {
+    while (this.#tail !== undefined) await this.#tail;
+  }
+
+  #queue(result: Promise<StepResult>): Promise<StepResult> {
+    this.#tail = result;
+    void result.then(() => { if (this.#tail === result) this.#tail = undefined; });
+    return result;
+  }
+
+  #stepNow(message: ProcessingRequest, offThread: boolean): StepResult | Promise<StepResult> {
     try {
+      this.#offThread = offThread;
       const response = this.#dispatch(message);
-      return message.observability_mode === true ? { kind: 'silent' } : { kind: 'respond', response };
+      return response instanceof Promise
+        ? response.then((r) => this.#result(message, r), (err: unknown) => this.#failure(err))
+        : this.#result(message, response);
     } catch (err) {
-      if (err instanceof ProcessingError) return { kind: 'error', error: err };
-      this.#log.error({ err, requestId: this.#requestId }, 'ext_proc message handling failed');
-      return { kind: 'error', error: new ProcessingError(GrpcStatus.INTERNAL, 'meshward: internal error while processing message') };
+      return this.#failure(err);
     }
   }
 
-  #dispatch(message: ProcessingRequest): ProcessingResponse {
+  #result(message: ProcessingRequest, response: ProcessingResponse): StepResult {
+    return message.observability_mode === true ? { kind: 'silent' } : { kind: 'respond', response };
+  }
+
+  #failure(err: unknown): StepResult {
+    if (err instanceof ProcessingError) return { kind: 'error', error: err };
+    this.#log.error({ err, requestId: this.#requestId }, 'ext_proc message handling failed');
+    return { kind: 'error', error: new ProcessingError(GrpcStatus.INTERNAL, 'meshward: internal error while processing message') };
+  }
+
+  /** Runs `then` at once, or after the engine has decoded the event's large body off the event loop. */
+  #afterPrepare<T>(event: RequestEvent | ResponseEvent, then: () => T): T | Promise<T> {
+    const ready = this.#offThread ? this.#engine.prepare(event) : undefined;
+    return ready === undefined ? then() : ready.then(then);
+  }
+
+  #dispatch(message: ProcessingRequest): ProcessingResponse | Promise<ProcessingResponse> {
     if (message === null || typeof message !== 'object') {
       throw new ProcessingError(GrpcStatus.INVALID_ARGUMENT, 'meshward: ProcessingRequest is not a message');
     }
@@ -95,14 +151,14 @@ export class ExtProcStream {
         if (conflict !== undefined) this.#log.error({ requestId: this.#requestId, conflict }, 'identity sources disagree');
         this.#request = event;
         const reserved = [...event.headers.keys()].filter((k) => k.startsWith(RESERVED_HEADER_PREFIX));
-        if (event.sampled === true && message.request_headers?.end_of_stream !== true) {
+        if (event.sampled === true && message.request_headers?.end_of_stream !== true && !opensTunnel(event)) {
           // Content detectors need the body: ask for it (BUFFERED_PARTIAL) and decide when it arrives.
           this.#decisionPending = true;
           return requestHeadersResponse(ALLOW, this.#requestId, reserved, true);
         }
         const decision = this.#engine.decide(event);
         // Bodies only for requests the filter sampled: unsampled requests cost headers only.
-        const response = requestHeadersResponse(decision, this.#requestId, reserved, event.sampled === true);
+        const response = requestHeadersResponse(decision, this.#requestId, reserved, event.sampled === true && !opensTunnel(event));
         if ('immediate_response' in response) this.#immediateResponseSent = true;
         return response;
       }
@@ -112,12 +168,14 @@ export class ExtProcStream {
         if (this.#decisionPending && this.#request) {
           // BUFFERED_PARTIAL sends the body (up to Envoy's buffer limit) in this one message.
           this.#decisionPending = false;
-          this.#request = { ...this.#request, body: message.request_body?.body ?? Buffer.alloc(0) };
-          const decision = this.#engine.decide(this.#request);
-          if (decision.action === 'deny') {
+          const request: RequestEvent = { ...this.#request, body: message.request_body?.body ?? Buffer.alloc(0) };
+          this.#request = request;
+          return this.#afterPrepare(request, () => {
+            const decision = this.#engine.decide(request);
+            if (decision.action !== 'deny') return CONTINUE_RESPONSES.request_body;
             this.#immediateResponseSent = true;
             return denyResponse(decision, this.#requestId);
-          }
+          });
         }
         return CONTINUE_RESPONSES.request_body;
       }
@@ -133,7 +191,7 @@ export class ExtProcStream {
           this.#engine.decide(this.#request);
         }
         const responseEvent = toResponseEvent(this.#requestId, message, this.#now());
-        if (this.#request.sampled === true && message.response_headers?.end_of_stream !== true) {
+        if (this.#request.sampled === true && message.response_headers?.end_of_stream !== true && !opensTunnel(this.#request)) {
           this.#pendingResponse = responseEvent;
           return RESPONSE_HEADERS_WANT_BODY;
         }
@@ -145,8 +203,13 @@ export class ExtProcStream {
         if (message.response_body?.end_of_stream === true) this.#responseBodyEnded = true;
         if (this.#pendingResponse && this.#request) {
           // BUFFERED_PARTIAL: the body up to Envoy's buffer limit, in this one message.
-          this.#engine.observeResponse(this.#request, { ...this.#pendingResponse, body: message.response_body?.body ?? Buffer.alloc(0) });
+          const request = this.#request;
+          const response: ResponseEvent = { ...this.#pendingResponse, body: message.response_body?.body ?? Buffer.alloc(0) };
           this.#pendingResponse = undefined;
+          return this.#afterPrepare(response, () => {
+            this.#engine.observeResponse(request, response);
+            return CONTINUE_RESPONSES.response_body;
+          });
         }
         return CONTINUE_RESPONSES.response_body;
       case 'response_trailers':

@@ -42,6 +42,15 @@ export class ContentBodyDetector implements Detector {
         evidence: { problems: malformed.map((p) => p.code), mediaType: decoded.mediaType, body: bodyEvidence(decoded) },
       }));
     }
+    const skipped = decoded.problems.find((p) => p.code === 'not-inspected');
+    if (skipped !== undefined) {
+      // Capacity, not the client's doing: reported so the gap is visible, never a reason to block.
+      findings.push(findingFor(this.name, exchange, {
+        category: 'API4:2023-UnrestrictedResourceConsumption', severity: 'info', enforcement: 'none',
+        summary: `request body decided on headers only: ${skipped.detail}`,
+        evidence: { problems: ['not-inspected'], body: bodyEvidence(decoded) },
+      }));
+    }
     return findings;
   }
 }
