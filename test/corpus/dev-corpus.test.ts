@@ -1,4 +1,4 @@
-// Replays the labelled developer corpus (/work/shared/corpora/dev: VAmPI REST, DVGA GraphQL, traffic
+// Replays the labelled developer corpus (../shared/corpora/dev: VAmPI REST, DVGA GraphQL, traffic
 // nobody here wrote) through the engine in-process and scores it against the labels. Prints the
 // per-class precision/recall table; asserts every API1, API2 and API6 campaign is flagged with its
 // own category, and benign false positives stay at or below 0.5 % of benign requests.
@@ -9,7 +9,8 @@ import { readCapture } from '../../extproc/src/replay/record.ts';
 import { replayInProcess } from '../../extproc/src/replay/run.ts';
 import { formatReport, scoreReplay } from '../../extproc/src/replay/report.ts';
 
-const DIR = '/work/shared/corpora/dev';
+// The shared corpora sit beside the repository (../shared), in CI as here.
+const DIR = new URL('../../../shared/corpora/dev', import.meta.url).pathname;
 const FILES = ['vampi.jsonl', 'dvga.jsonl'].map((f) => `${DIR}/${f}`);
 const REQUIRED_CLASSES = ['API1-BOLA', 'API2-AUTH', 'API6-FLOW'];
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { FILTER_WASM } from '../support/proxy-wasm-host.ts';
 
-// What proxy-wasm-cpp-host registers for ABI 0.2.1 (env.proxy_*), per /work/shared/docs/envoy-integration-notes.md §3.
+// What proxy-wasm-cpp-host registers for ABI 0.2.1 (env.proxy_*), per ../shared/docs/envoy-integration-notes.md §3.
 const ENVOY_ABI_0_2_1 = new Set([
   'proxy_log', 'proxy_get_log_level', 'proxy_get_header_map_value', 'proxy_get_header_map_pairs', 'proxy_set_header_map_pairs',
   'proxy_add_header_map_value', 'proxy_replace_header_map_value', 'proxy_remove_header_map_value', 'proxy_get_header_map_size',

@@ -1,4 +1,4 @@
-// Capture records (the corpus format of /work/shared/corpora/README.md): one JSON object per line
+// Capture records (the corpus format of ../shared/corpora/README.md): one JSON object per line
 // with caller workload, client address, request, recorded response and label. Parsing is strict
 // about shape and gives a clear error naming the line; it turns records into engine events.
 import { readFile } from 'node:fs/promises';
