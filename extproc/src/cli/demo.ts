@@ -25,8 +25,7 @@ import { renderReportHtml } from '../report/html.ts';
 import { Telemetry } from '../telemetry/otel.ts';
 import { createDefaultDetectors } from '../engine/detectors/index.ts';
 import { createContentContext } from '../inspect/settings.ts';
-import { specOperationResolver, type ServiceSpec } from '../inspect/spec-resolver.ts';
-import { serviceOf } from '../inventory/facts.ts';
+import { inventoryServiceSpecs, specOperationResolver, type ServiceSpec } from '../inspect/spec-resolver.ts';
 
 export interface DemoOptions {
   /** Benign-only learning phase (the detectors' learning period is set to it). */
@@ -113,10 +112,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoOutcome> {
       specs: SERVICES.map((s) => ({ service: s.host, source: { kind: 'openapi-file' as const, file: path.join(SPEC_DIR, s.spec) } })),
     });
     cleanups.push(() => inventory.close());
-    for (const s of SERVICES) {
-      const spec = inventory.inventory.state(serviceOf(s.host))?.spec;
-      if (spec) serviceSpecs.push({ authority: s.host, spec });
-    }
+    serviceSpecs.push(...inventoryServiceSpecs(inventory.inventory));
     for (const e of inventory.specErrors) out(`warning: spec for ${e.error.spec} did not load: ${e.error.message}`);
 
     const appPorts: Record<string, number> = { users: apps.users.port, orders: apps.orders.port, payments: apps.payments.port };
