@@ -30,6 +30,12 @@ export declare function proxy_define_metric(metricType: u32, namePtr: usize, nam
 @external("env", "proxy_increment_metric")
 export declare function proxy_increment_metric(metricId: u32, offset: i64): u32;
 
+@external("env", "proxy_record_metric")
+export declare function proxy_record_metric(metricId: u32, value: u64): u32;
+
+@external("env", "proxy_get_metric")
+export declare function proxy_get_metric(metricId: u32, retValuePtr: usize): u32;
+
 @external("env", "proxy_send_local_response")
 export declare function proxy_send_local_response(statusCode: u32, detailsPtr: usize, detailsSize: usize, bodyPtr: usize, bodySize: usize,
   headerPairsPtr: usize, headerPairsSize: usize, grpcStatus: i32): u32;

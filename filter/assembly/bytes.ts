@@ -52,6 +52,16 @@ export function fnv1a(h: u32, p: usize, n: usize): u32 {
   return h;
 }
 
+/** FNV-1a 64-bit over bytes (from the standard offset basis): names a token bucket in its slot. */
+export function fnv1a64(p: usize, n: usize): u64 {
+  let h: u64 = 0xcbf29ce484222325;
+  for (let i: usize = 0; i < n; i++) {
+    h ^= <u64>load<u8>(p + i);
+    h *= 0x100000001b3;
+  }
+  return h;
+}
+
 export function startsWithIgnoreCase(p: usize, n: usize, prefix: string): bool {
   const m = <usize>prefix.length;
   if (n < m) return false;

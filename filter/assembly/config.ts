@@ -3,6 +3,7 @@
 // values are refused with a reason) and mirrors extproc/src/filter-config/schema.ts; a refused
 // document never replaces the configuration in force.
 import * as json from "./json";
+import { fnv1a64 } from "./bytes";
 import { TemplateTable, makeEntry } from "./template";
 
 export const ROLE_INBOUND: i32 = 0;
@@ -14,8 +15,18 @@ const MAX_STRING = 2048;
 export class LimitRule {
   ratePerSecond: f64 = 0;
   burst: f64 = 0;
-  /** Shared-data key of this bucket (one per identity x operation, shared by every worker VM). */
-  key: ArrayBuffer = new ArrayBuffer(0);
+  /** Names this bucket (role, identity x operation) in the bounded shared-data slots (index.ts). */
+  keyHash: u64 = 0;
+}
+
+/** A temporary deny the server added after enforcing a finding: refused locally with the same
+ *  status and reason until it expires (the filter checks the expiry itself, so an entry ends even
+ *  when the server cannot be reached). */
+export class EnforcedEntry {
+  status: u32 = 403;
+  expiresAtNanos: i64 = 0;
+  /** Response body, built once when the table is parsed. */
+  body: ArrayBuffer = new ArrayBuffer(0);
 }
 
 export class RefreshSettings {
@@ -44,8 +55,14 @@ export class FilterConfig {
   seed: ArrayBuffer = new ArrayBuffer(0);
   alwaysOperations: Set<string> = new Set<string>();
   suspectIdentities: Set<string> = new Set<string>();
+  /** Enforced entries for a whole caller, and per caller x operation (pairKey). */
+  enforcedIdentities: Map<string, EnforcedEntry> = new Map<string, EnforcedEntry>();
+  enforcedPairs: Map<string, EnforcedEntry> = new Map<string, EnforcedEntry>();
 
-  hasEnforcement(): bool { return this.denyIdentities.size > 0 || this.denyPairs.size > 0 || this.limits.size > 0; }
+  hasEnforcement(): bool {
+    return this.denyIdentities.size > 0 || this.denyPairs.size > 0 || this.limits.size > 0 ||
+      this.enforcedIdentities.size > 0 || this.enforcedPairs.size > 0;
+  }
   /** True when some table is keyed by caller identity (so the request's identity must be built). */
   needsIdentity(): bool { return this.hasEnforcement() || this.suspectIdentities.size > 0; }
 }
@@ -160,9 +177,12 @@ function parseTables(doc: json.JValue, c: FilterConfig): bool {
     rule.burst = numberAt(it.get("burst"), w + ".burst", 1, 1e6);
     if (isNaN(rule.ratePerSecond) || isNaN(rule.burst)) return false;
     const key = pairKey(id, op);
-    rule.key = String.UTF8.encode("meshward.bucket." + (c.role == ROLE_OUTBOUND ? "out." : "in.") + key);
+    const named = String.UTF8.encode((c.role == ROLE_OUTBOUND ? "out\n" : "in\n") + key);
+    rule.keyHash = fnv1a64(changetype<usize>(named), <usize>named.byteLength);
     c.limits.set(key, rule);
   }
+
+  if (!parseEnforced(doc.get("enforced"), c)) return false;
 
   const templates = listAt(doc.get("templates"), "templates");
   if (templates === null) return false;
@@ -196,8 +216,50 @@ function parseTables(doc: json.JValue, c: FilterConfig): bool {
   return true;
 }
 
-const TABLE_KEYS = ["version", "deny", "limits", "templates", "sampling"];
-const PLUGIN_KEYS = ["version", "deny", "limits", "templates", "sampling", "role", "self", "trustDomain", "refresh"];
+/** JSON string literal for a response body (the reason and rule are validated plain text). */
+function jsonString(s: string): string {
+  let out = "\"";
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    if (ch == 0x22 || ch == 0x5c) out += "\\" + String.fromCharCode(ch);
+    else if (ch < 0x20) out += " ";
+    else out += String.fromCharCode(ch);
+  }
+  return out + "\"";
+}
+
+function parseEnforced(v: json.JValue | null, c: FilterConfig): bool {
+  const items = listAt(v, "enforced");
+  if (items === null) return false;
+  for (let i = 0; i < items.length; i++) {
+    const w = "enforced[" + i.toString() + "]";
+    const it = items[i];
+    if (!expect(it, json.Kind.Object, w) ||
+      !checkKeys(it, ["identity", "operation", "status", "reason", "rule", "expiresAtMs"], w)) return false;
+    const id = stringAt(it.get("identity"), w + ".identity", true);
+    // Absent: the whole caller; present: a non-empty operation id (as the server's schema says).
+    const opValue = it.get("operation");
+    const op = opValue === null ? "" : stringAt(opValue, w + ".operation", true);
+    const reason = stringAt(it.get("reason"), w + ".reason", true);
+    const rule = stringAt(it.get("rule"), w + ".rule", false);
+    if (id === null || op === null || reason === null || rule === null) return false;
+    const status = numberAt(it.get("status"), w + ".status", 403, 429);
+    const expires = numberAt(it.get("expiresAtMs"), w + ".expiresAtMs", 0, 1e14);
+    if (isNaN(status) || isNaN(expires)) return false;
+    if (status != 403 && status != 429) { bad(w + ".status: must be 403 or 429"); return false; }
+    const e = new EnforcedEntry();
+    e.status = <u32>status;
+    e.expiresAtNanos = <i64>expires * 1000000;
+    e.body = String.UTF8.encode("{\"error\":" + (e.status == 429 ? "\"too_many_requests\"" : "\"forbidden\"") +
+      ",\"reason\":" + jsonString(reason) + (rule.length > 0 ? ",\"rule\":" + jsonString(rule) : "") + "}");
+    if (op.length > 0) c.enforcedPairs.set(pairKey(id, op), e);
+    else c.enforcedIdentities.set(id, e);
+  }
+  return true;
+}
+
+const TABLE_KEYS = ["version", "deny", "limits", "templates", "sampling", "enforced"];
+const PLUGIN_KEYS = ["version", "deny", "limits", "templates", "sampling", "enforced", "role", "self", "trustDomain", "refresh"];
 
 function parseRefresh(v: json.JValue, c: FilterConfig): bool {
   if (!expect(v, json.Kind.Object, "refresh") ||

@@ -2,7 +2,7 @@
 // through proxy_on_memory_allocate (heap.alloc); every helper frees them after copying.
 import {
   proxy_log, proxy_get_property, proxy_set_property, proxy_get_header_map_value,
-  proxy_get_buffer_bytes, proxy_define_metric, proxy_increment_metric, proxy_send_local_response,
+  proxy_get_buffer_bytes, proxy_define_metric, proxy_increment_metric, proxy_record_metric, proxy_get_metric, proxy_send_local_response,
   proxy_http_call, proxy_get_shared_data, proxy_set_shared_data, clock_time_get, Status, LogLevel, MetricType,
 } from "./abi";
 import { ByteBuffer } from "./bytes";
@@ -67,10 +67,15 @@ export function getBuffer(bufferType: u32, size: u32, out: HostBytes): bool {
 
 /** Shared data (process-wide, across worker VMs) into `out`; returns the CAS token, 0 when absent. */
 export function getSharedData(key: ArrayBuffer, out: HostBytes): u32 {
+  return getSharedDataAt(changetype<usize>(key), <usize>key.byteLength, out);
+}
+
+/** getSharedData with the key in raw memory (a key built in a static buffer, no allocation). */
+export function getSharedDataAt(keyPtr: usize, keyLen: usize, out: HostBytes): u32 {
   store<usize>(RET, 0);
   store<usize>(RET + sizeof<usize>(), 0);
   store<u32>(RET + 2 * sizeof<usize>(), 0);
-  const status = proxy_get_shared_data(changetype<usize>(key), <usize>key.byteLength, RET, RET + sizeof<usize>(), RET + 2 * sizeof<usize>());
+  const status = proxy_get_shared_data(keyPtr, keyLen, RET, RET + sizeof<usize>(), RET + 2 * sizeof<usize>());
   out.ptr = load<usize>(RET);
   out.len = load<usize>(RET + sizeof<usize>());
   if (status != Status.Ok) { release(out); return 0; }
@@ -80,7 +85,11 @@ export function getSharedData(key: ArrayBuffer, out: HostBytes): u32 {
 
 /** Writes shared data; `cas` 0 writes unconditionally. False on a CAS mismatch or error. */
 export function setSharedData(key: ArrayBuffer, valuePtr: usize, valueLen: usize, cas: u32): bool {
-  return proxy_set_shared_data(changetype<usize>(key), <usize>key.byteLength, valuePtr, valueLen, cas) == Status.Ok;
+  return setSharedDataAt(changetype<usize>(key), <usize>key.byteLength, valuePtr, valueLen, cas);
+}
+
+export function setSharedDataAt(keyPtr: usize, keyLen: usize, valuePtr: usize, valueLen: usize, cas: u32): bool {
+  return proxy_set_shared_data(keyPtr, keyLen, valuePtr, valueLen, cas) == Status.Ok;
 }
 
 /** Serializes header pairs in the proxy-wasm map format into `out`. */
@@ -131,11 +140,25 @@ export function release(bytes: HostBytes): void {
   bytes.len = 0;
 }
 
-export function defineCounter(name: string): u32 {
+function defineMetric(type: MetricType, name: string): u32 {
   const bytes = String.UTF8.encode(name);
   store<u32>(RET, 0);
-  if (proxy_define_metric(MetricType.Counter, changetype<usize>(bytes), <usize>bytes.byteLength, RET) != Status.Ok) return 0xffffffff;
+  if (proxy_define_metric(type, changetype<usize>(bytes), <usize>bytes.byteLength, RET) != Status.Ok) return 0xffffffff;
   return load<u32>(RET);
+}
+
+export function defineCounter(name: string): u32 { return defineMetric(MetricType.Counter, name); }
+export function defineGauge(name: string): u32 { return defineMetric(MetricType.Gauge, name); }
+
+export function recordGauge(id: u32, value: u64): void {
+  if (id != 0xffffffff) proxy_record_metric(id, value);
+}
+
+/** A metric's current value (as every VM of this Envoy sees it); 0 when unknown. */
+export function metricValue(id: u32): u64 {
+  store<u64>(RET, 0);
+  if (id == 0xffffffff || proxy_get_metric(id, RET) != Status.Ok) return 0;
+  return load<u64>(RET);
 }
 
 export function incrementCounter(id: u32): void {

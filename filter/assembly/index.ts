@@ -6,11 +6,11 @@
 import { Action, LogLevel, MapType, BufferType } from "./abi";
 import {
   HostBytes, log, propertyPath, getProperty, setProperty, getHeader, getBuffer, release, defineCounter,
-  incrementCounter, getSharedData, setSharedData, serializePairs, sendLocalResponse, httpCall, nowNanos,
+  defineGauge, recordGauge, metricValue, incrementCounter, getSharedData, setSharedData, getSharedDataAt, setSharedDataAt, serializePairs, sendLocalResponse, httpCall, nowNanos,
 } from "./host";
 import { proxy_set_tick_period_milliseconds } from "./abi";
 import { ByteBuffer, fnv1a, startsWithIgnoreCase } from "./bytes";
-import { FilterConfig, LimitRule, ROLE_OUTBOUND, configError, pairKey, parseConfig } from "./config";
+import { EnforcedEntry, FilterConfig, LimitRule, ROLE_OUTBOUND, configError, pairKey, parseConfig } from "./config";
 import { JwtPeek, MAX_TOKEN_BYTES, peek } from "./jwt";
 import { sha256Hex, DIGEST_HEX } from "./sha256";
 import * as record from "./record";
@@ -86,6 +86,21 @@ let counterJwtMalformed = NO_METRIC;
 let counterConfigApplied = NO_METRIC;
 let counterConfigRejected = NO_METRIC;
 let counterRefreshFailed = NO_METRIC;
+/** Wasm linear memory in bytes: the largest any VM of this Envoy reported, and this VM's own under
+ *  a small index (Envoy keeps one value per name, and every worker runs its own VM). VMs number
+ *  themselves through shared data; a reloaded VM takes the next index modulo MAX_VM_GAUGES, so the
+ *  names stay bounded (a dead VM's gauge keeps its last value until its index is reused). */
+let gaugeMemoryMax = NO_METRIC;
+let gaugeMemoryOwn = NO_METRIC;
+const MAX_VM_GAUGES: u32 = 16;
+const VM_SEQUENCE_KEY = String.UTF8.encode("meshward.vm_sequence");
+const SEQUENCE_SLOT: usize = memory.data(4);
+/** Requests between two memory reports besides the tick: cheap (one host call), and it keeps the
+ *  gauge current on a VM whose ticks are sparse. */
+const MEMORY_REPORT_EVERY: u32 = 4096;
+let requestsSinceMemoryReport: u32 = 0;
+/** Tick period when no refresh sets a shorter one: the memory gauge still updates. */
+const DEFAULT_TICK_MS: u32 = 1000;
 
 let config = new FilterConfig();
 let configured = false;
@@ -111,6 +126,8 @@ let nodeIdentity: string | null = null;
 let nodeWorkloadRead = false;
 const nodeNamespace = new ByteBuffer();
 const nodeWorkload = new ByteBuffer();
+/** Istio node metadata SERVICE_ACCOUNT: the server binds it to the ext_proc client certificate. */
+const nodeServiceAccount = new ByteBuffer();
 const nodeLabels = new ByteBuffer();
 
 // --- Lifecycle ----------------------------------------------------------------------------------
@@ -133,6 +150,28 @@ function defineCounters(): void {
   counterConfigApplied = defineCounter("meshward_filter_config_applied_total");
   counterConfigRejected = defineCounter("meshward_filter_config_rejected_total");
   counterRefreshFailed = defineCounter("meshward_filter_config_refresh_failed_total");
+  gaugeMemoryMax = defineGauge("meshward_filter_wasm_memory_bytes");
+  gaugeMemoryOwn = defineGauge("meshward_filter_vm" + claimVmIndex().toString() + "_wasm_memory_bytes");
+}
+
+function claimVmIndex(): u32 {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const cas = getSharedData(VM_SEQUENCE_KEY, scratch);
+    let next: u32 = 0;
+    if (cas != 0 && scratch.len == 4) next = load<u32>(scratch.ptr);
+    release(scratch);
+    store<u32>(SEQUENCE_SLOT, next + 1);
+    if (setSharedData(VM_SEQUENCE_KEY, SEQUENCE_SLOT, 4, cas)) return next % MAX_VM_GAUGES;
+  }
+  return MAX_VM_GAUGES - 1; // persistent contention: share the last name rather than fail
+}
+
+function reportMemory(): void {
+  requestsSinceMemoryReport = 0;
+  const bytes = <u64>memory.size() << 16;
+  recordGauge(gaugeMemoryOwn, bytes);
+  // Racing VMs may briefly record the smaller value; the larger VM corrects it on its next report.
+  if (bytes > metricValue(gaugeMemoryMax)) recordGauge(gaugeMemoryMax, bytes);
 }
 
 export function proxy_on_configure(rootContextId: u32, pluginConfigurationSize: u32): u32 {
@@ -157,15 +196,20 @@ export function proxy_on_configure(rootContextId: u32, pluginConfigurationSize: 
   incrementCounter(counterConfigApplied);
   const refresh = next.refresh;
   if (refresh !== null) {
-    sharedConfigKey = String.UTF8.encode("meshward.config." + refresh.cluster + refresh.path);
-    sharedFetchKey = String.UTF8.encode("meshward.fetch." + refresh.cluster + refresh.path);
+    // The server answers with the tables of this sidecar's own namespace (and labels) policy.
+    const refreshPath = refresh.path + workloadQuery(refresh.path);
+    sharedConfigKey = String.UTF8.encode("meshward.config." + refresh.cluster + refreshPath);
+    sharedFetchKey = String.UTF8.encode("meshward.fetch." + refresh.cluster + refreshPath);
     refreshCluster = String.UTF8.encode(refresh.cluster);
     serializePairs(
       [String.UTF8.encode(":method"), String.UTF8.encode(":path"), String.UTF8.encode(":authority"), String.UTF8.encode("authorization")],
-      [String.UTF8.encode("GET"), String.UTF8.encode(refresh.path), String.UTF8.encode(refresh.authority), String.UTF8.encode("Bearer " + refresh.token)],
+      [String.UTF8.encode("GET"), String.UTF8.encode(refreshPath), String.UTF8.encode(refresh.authority), String.UTF8.encode("Bearer " + refresh.token)],
       refreshHeaders);
-    proxy_set_tick_period_milliseconds(refresh.intervalMs < 1000 ? refresh.intervalMs : 1000);
+    proxy_set_tick_period_milliseconds(refresh.intervalMs < DEFAULT_TICK_MS ? refresh.intervalMs : DEFAULT_TICK_MS);
+  } else {
+    proxy_set_tick_period_milliseconds(DEFAULT_TICK_MS);
   }
+  reportMemory();
   log(LogLevel.Info, "meshward filter configured (" + (next.role == ROLE_OUTBOUND ? "outbound" : "inbound") +
     ", version \"" + next.version + "\")");
   return 1;
@@ -198,6 +242,7 @@ function applyRefreshed(ptr: usize, len: usize, origin: string): bool {
 }
 
 export function proxy_on_tick(rootContextId: u32): void {
+  reportMemory();
   const refresh = config.refresh;
   if (refresh === null) return;
   // Adopt what another VM fetched.
@@ -362,15 +407,54 @@ function readNodeLabels(): void {
   release(scratch);
 }
 
-function captureNodeWorkload(): void {
-  if (!nodeWorkloadRead) {
-    readNodeProperty(PATH_NODE_NAMESPACE, nodeNamespace);
-    readNodeProperty(PATH_NODE_WORKLOAD, nodeWorkload);
-    readNodeLabels();
-    nodeWorkloadRead = true;
+function readNodeWorkload(): void {
+  if (nodeWorkloadRead) return;
+  // Empty first: a read at configure that found no namespace is repeated on the first request.
+  nodeNamespace.reset(); nodeWorkload.reset(); nodeServiceAccount.reset(); nodeLabels.reset();
+  readNodeProperty(PATH_NODE_NAMESPACE, nodeNamespace);
+  readNodeProperty(PATH_NODE_WORKLOAD, nodeWorkload);
+  readNodeProperty(PATH_NODE_SERVICE_ACCOUNT, nodeServiceAccount);
+  readNodeLabels();
+  nodeWorkloadRead = true;
+}
+
+/** Longest label list sent in the refresh query; longer ones are left out (the namespace still is). */
+const MAX_QUERY_LABELS_BYTES: usize = 2048;
+
+/** Percent-encodes everything but RFC 3986 unreserved characters (configure time only). */
+function queryValue(p: usize, n: usize): string {
+  const out = new ByteBuffer();
+  for (let i: usize = 0; i < n; i++) {
+    const b = load<u8>(p + i);
+    const unreserved = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b == 0x2d || b == 0x2e || b == 0x5f || b == 0x7e;
+    if (unreserved) out.push(b);
+    else { out.push(0x25); out.push(<u8>HEX_DIGITS.charCodeAt(b >> 4)); out.push(<u8>HEX_DIGITS.charCodeAt(b & 15)); }
   }
+  const s = out.toString();
+  heap.free(out.ptr);
+  return s;
+}
+const HEX_DIGITS = "0123456789ABCDEF";
+
+/** "?namespace=NS&labels=k%3Dv%2Ck%3Dv" from the node metadata ("&..." when `path` has a query);
+ *  empty without a namespace (the server then serves the mesh default's tables). */
+function workloadQuery(path: string): string {
+  readNodeWorkload();
+  if (nodeNamespace.len == 0) {
+    // Read again on the first request: nothing is lost if the host only has it there.
+    nodeWorkloadRead = false;
+    return "";
+  }
+  let q = (path.includes("?") ? "&" : "?") + "namespace=" + queryValue(nodeNamespace.ptr, nodeNamespace.len);
+  if (nodeLabels.len > 0 && nodeLabels.len <= MAX_QUERY_LABELS_BYTES) q += "&labels=" + queryValue(nodeLabels.ptr, nodeLabels.len);
+  return q;
+}
+
+function captureNodeWorkload(): void {
+  readNodeWorkload();
   if (nodeNamespace.len > 0) record.fieldBytes("node.namespace", nodeNamespace.ptr, nodeNamespace.len);
   if (nodeWorkload.len > 0) record.fieldBytes("node.workload", nodeWorkload.ptr, nodeWorkload.len);
+  if (nodeServiceAccount.len > 0) record.fieldBytes("node.sa", nodeServiceAccount.ptr, nodeServiceAccount.len);
   if (nodeLabels.len > 0) record.fieldBytes("node.labels", nodeLabels.ptr, nodeLabels.len);
 }
 
@@ -469,29 +553,101 @@ function decideSampling(op: string): string {
   return h % 10000 < bp ? "percent" : "";
 }
 
-/** Takes one token from the shared bucket; true when the request may pass. Contention fails open. */
+function liveEntry(table: Map<string, EnforcedEntry>, key: string, nowNs: i64): EnforcedEntry | null {
+  if (!table.has(key)) return null;
+  const e = table.get(key);
+  return nowNs < e.expiresAtNanos ? e : null;
+}
+
+/** An unexpired enforced entry for this caller (end user first, then workload), whole or for `op`. */
+function enforcedFor(c: FilterConfig, op: string, nowNs: i64): EnforcedEntry | null {
+  let e: EnforcedEntry | null = null;
+  if (c.enforcedIdentities.size > 0) {
+    if (userKey.length > 0) e = liveEntry(c.enforcedIdentities, userKey, nowNs);
+    if (e === null) e = liveEntry(c.enforcedIdentities, callerIdentity(), nowNs);
+  }
+  if (e === null && c.enforcedPairs.size > 0) {
+    if (userKey.length > 0) e = liveEntry(c.enforcedPairs, pairKey(userKey, op), nowNs);
+    if (e === null) e = liveEntry(c.enforcedPairs, pairKey(callerIdentity(), op), nowNs);
+  }
+  return e;
+}
+
+// Token buckets live in shared data (shared by every worker VM), which proxy-wasm 0.2.1 cannot
+// delete from. So there are BUCKET_SLOTS fixed keys per role, "meshward.bucket.<role>.<slot>"; a
+// bucket takes the first of BUCKET_PROBES slots from hash(role, identity x operation) that holds it,
+// else the first free or idle one (refilled to burst: overwriting it loses nothing), else evicts the
+// least recently used of them (that bucket restarts full: a collision can let one burst through
+// again, never refuse a request it should not). Each slot stores the full 64-bit key hash.
+const BUCKET_SLOTS: u32 = 8192;
+const BUCKET_PROBES: u32 = 4;
+/** Slot value: tokens f64, last update ns i64, key hash u64, full-again-at ns i64. */
+const SLOT_BYTES: usize = 32;
+const BUCKET_SLOT: usize = memory.data(32);
+const SLOT_KEY: usize = memory.data(40);
+const SLOT_PREFIX_IN = String.UTF8.encode("meshward.bucket.in.");
+const SLOT_PREFIX_OUT = String.UTF8.encode("meshward.bucket.out.");
+let slotKeyLen: usize = 0;
+
+/** Writes "meshward.bucket.<role>.<slot>" into SLOT_KEY. */
+function slotKey(slot: u32): void {
+  const prefix = config.role == ROLE_OUTBOUND ? SLOT_PREFIX_OUT : SLOT_PREFIX_IN;
+  const n = <usize>prefix.byteLength;
+  memory.copy(SLOT_KEY, changetype<usize>(prefix), n);
+  let digits: usize = 1;
+  for (let v = slot; v >= 10; v /= 10) digits++;
+  let v = slot;
+  for (let i = digits; i > 0; i--) { store<u8>(SLOT_KEY + n + i - 1, <u8>(0x30 + v % 10)); v /= 10; }
+  slotKeyLen = n + digits;
+}
+
+/** Takes one token from the rule's shared bucket; true when the request may pass. Contention fails open. */
 function takeToken(rule: LimitRule): bool {
   const now = nowNanos();
+  const base = <u32>(rule.keyHash % <u64>BUCKET_SLOTS);
   for (let attempt = 0; attempt < 4; attempt++) {
-    const cas = getSharedData(rule.key, scratch);
+    let chosen: u32 = 0xffffffff;
+    let chosenCas: u32 = 0;
+    let own = false;
     let tokens = rule.burst;
     let last = now;
-    if (cas != 0 && scratch.len == 16) {
-      tokens = load<f64>(scratch.ptr);
-      last = load<i64>(scratch.ptr + 8);
+    let victim: u32 = base;
+    let victimCas: u32 = 0;
+    let victimLast: i64 = i64.MAX_VALUE;
+    for (let i: u32 = 0; i < BUCKET_PROBES; i++) {
+      const slot = (base + i) % BUCKET_SLOTS;
+      slotKey(slot);
+      const cas = getSharedDataAt(SLOT_KEY, slotKeyLen, scratch);
+      const valid = cas != 0 && scratch.len == SLOT_BYTES;
+      if (valid && load<u64>(scratch.ptr + 16) == rule.keyHash) {
+        chosen = slot; chosenCas = cas; own = true;
+        tokens = load<f64>(scratch.ptr);
+        last = load<i64>(scratch.ptr + 8);
+        release(scratch);
+        break;
+      }
+      if (chosen == 0xffffffff && (!valid || now >= load<i64>(scratch.ptr + 24))) {
+        chosen = slot; chosenCas = cas; // free or idle; keep looking for our own bucket further on
+      } else if (valid && load<i64>(scratch.ptr + 8) < victimLast) {
+        victim = slot; victimCas = cas; victimLast = load<i64>(scratch.ptr + 8);
+      }
+      release(scratch);
     }
-    release(scratch);
+    if (chosen == 0xffffffff) { chosen = victim; chosenCas = victimCas; }
+    if (!own) { tokens = rule.burst; last = now; }
     const elapsed = now > last ? <f64>(now - last) / 1e9 : 0.0;
     tokens = Math.min(rule.burst, tokens + elapsed * rule.ratePerSecond);
     const allowed = tokens >= 1.0;
     if (allowed) tokens -= 1.0;
     store<f64>(BUCKET_SLOT, tokens);
     store<i64>(BUCKET_SLOT + 8, now);
-    if (setSharedData(rule.key, BUCKET_SLOT, 16, cas == 0 ? 0 : cas)) return allowed;
+    store<u64>(BUCKET_SLOT + 16, rule.keyHash);
+    store<i64>(BUCKET_SLOT + 24, now + <i64>((rule.burst - tokens) / rule.ratePerSecond * 1e9));
+    slotKey(chosen);
+    if (setSharedDataAt(SLOT_KEY, slotKeyLen, BUCKET_SLOT, SLOT_BYTES, chosenCas)) return allowed;
   }
   return true;
 }
-const BUCKET_SLOT: usize = memory.data(16);
 
 function localReply(status: u32, details: ArrayBuffer, body: ArrayBuffer, pairs: ByteBuffer, counter: u32): u32 {
   incrementCounter(counter);
@@ -505,6 +661,7 @@ function localReply(status: u32, details: ArrayBuffer, body: ArrayBuffer, pairs:
 
 export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 {
   incrementCounter(counterRequests);
+  if (++requestsSinceMemoryReport >= MEMORY_REPORT_EVERY) reportMemory();
   const c = config;
   const nowNs = nowNanos();
   userKey = "";
@@ -550,7 +707,12 @@ export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfS
   }
 
   let action: u32 = Action.Continue;
-  if (c.hasEnforcement()) {
+  const enforced = c.hasEnforcement() ? enforcedFor(c, op, nowNs) : null;
+  if (enforced !== null) {
+    action = enforced.status == 429
+      ? localReply(429, LIMIT_DETAILS, enforced.body, LIMIT_PAIRS, counterLimited)
+      : localReply(403, DENY_DETAILS, enforced.body, DENY_PAIRS, counterDenied);
+  } else if (c.hasEnforcement()) {
     const denied = (c.denyIdentities.size > 0 && hasIdentity(c.denyIdentities)) ||
       (c.denyPairs.size > 0 && (c.denyPairs.has(pairKey(callerIdentity(), op)) || (userKey.length > 0 && c.denyPairs.has(pairKey(userKey, op)))));
     if (denied) {

@@ -10,19 +10,11 @@ import { buildFilterTables } from '../../extproc/src/filter-config/build.ts';
 import { FILTER_CONFIG_CLUSTER } from '../../extproc/src/local/envoy-config.ts';
 import type { RequestEvent } from '../../extproc/src/engine/event.ts';
 import { rawRequest } from '../support/raw-http.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const TOKEN = 'e2e-admin-token-0123456789';
 const CLIENT = 'default/client';
 const TEST_PATH = '/test/filter-config';
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 test('refresh: the filter fetches tables with its bearer token; a bad document is refused and the last good stays', async () => {
   const router = new AdminRouter();

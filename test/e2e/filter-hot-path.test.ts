@@ -140,10 +140,12 @@ test('fast-path deny and limits answer locally: no ext_proc stream, no upstream 
   assert.equal(stats.get('wasmcustom.meshward_filter_local_limits_total'), 1);
 });
 
-test('Envoy counters: fixed names without paths or identities', async () => {
+test('Envoy metrics: fixed names without paths or identities', async () => {
   await seen(CLIENT, 'POST', '/orders/3', [], '{}'); // sampled by policy
   const stats = await mesh.serverSidecar.stats('^wasmcustom\\.');
-  const names = [...stats.keys()].sort();
+  // One memory gauge per Wasm VM (bounded: vm0..vm15), the rest fixed.
+  const names = [...stats.keys()].filter((n) => !/^wasmcustom\.meshward_filter_vm([0-9]|1[0-5])_wasm_memory_bytes$/.test(n)).sort();
+  assert.ok(stats.has('wasmcustom.meshward_filter_vm0_wasm_memory_bytes'));
   assert.deepEqual(names, [
     'wasmcustom.meshward_filter_capture_errors_total',
     'wasmcustom.meshward_filter_config_applied_total',
@@ -155,6 +157,7 @@ test('Envoy counters: fixed names without paths or identities', async () => {
     'wasmcustom.meshward_filter_local_reply_errors_total',
     'wasmcustom.meshward_filter_requests_total',
     'wasmcustom.meshward_filter_sampled_total',
+    'wasmcustom.meshward_filter_wasm_memory_bytes',
   ]);
   assert.ok(stats.get('wasmcustom.meshward_filter_requests_total')! >= events.length);
   assert.ok(stats.get('wasmcustom.meshward_filter_sampled_total')! >= 1);

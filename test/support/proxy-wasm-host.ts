@@ -56,6 +56,7 @@ export class ProxyWasmHost {
   readonly shared: SharedData;
   readonly #metricNames: string[] = [];
   readonly #metricValues: number[] = [];
+  readonly #metricTypes: number[] = [];
   #exports!: Record<string, (...args: number[]) => number>;
   #memory!: WebAssembly.Memory;
   #pluginConfig = Buffer.alloc(0);
@@ -83,8 +84,10 @@ export class ProxyWasmHost {
   // --- what tests drive ---------------------------------------------------------------------------
 
   /** Starts the VM and configures the root context; returns proxy_on_configure's verdict. */
-  configure(config: string | object): boolean {
+  configure(config: string | object, rootProperties?: Record<string, string | Buffer>): boolean {
     this.#pluginConfig = Buffer.from(typeof config === 'string' ? config : JSON.stringify(config));
+    // Properties the root context sees (e.g. Envoy's node metadata); requests set their own.
+    if (rootProperties) this.#properties = new Map(Object.entries(rootProperties).map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(v)]));
     this.#exports.proxy_on_context_create!(ROOT_CONTEXT, 0);
     this.#exports.proxy_on_vm_start!(ROOT_CONTEXT, 0);
     return this.#exports.proxy_on_configure!(ROOT_CONTEXT, this.#pluginConfig.length) === 1;
@@ -119,6 +122,11 @@ export class ProxyWasmHost {
   }
 
   get metricNames(): readonly string[] { return this.#metricNames; }
+  /** Metric type as defined by the filter (0 counter, 1 gauge, 2 histogram); undefined when not defined. */
+  metricType(name: string): number | undefined {
+    const i = this.#metricNames.indexOf(name);
+    return i === -1 ? undefined : this.#metricTypes[i];
+  }
   get memoryBytes(): number { return this.#memory.buffer.byteLength; }
 
   // --- ABI ----------------------------------------------------------------------------------------
@@ -184,16 +192,27 @@ export class ProxyWasmHost {
           this.#returnBytes(buf.subarray(start, start + max), retPtr, retLen);
           return Status.Ok;
         },
-        proxy_define_metric: (_type: number, namePtr: number, nameLen: number, retId: number) => {
+        proxy_define_metric: (type: number, namePtr: number, nameLen: number, retId: number) => {
           const name = this.#string(namePtr, nameLen);
           let id = this.#metricNames.indexOf(name);
-          if (id === -1) { id = this.#metricNames.length; this.#metricNames.push(name); this.#metricValues.push(0); }
+          if (id === -1) { id = this.#metricNames.length; this.#metricNames.push(name); this.#metricValues.push(0); this.#metricTypes.push(type); }
           u32(retId, id);
           return Status.Ok;
         },
         proxy_increment_metric: (id: number, delta: bigint) => {
           if (id >= this.#metricValues.length) return Status.NotFound;
           this.#metricValues[id]! += Number(delta);
+          return Status.Ok;
+        },
+        proxy_get_metric: (id: number, retPtr: number) => {
+          if (id >= this.#metricValues.length) return Status.NotFound;
+          new DataView(this.#memory.buffer).setBigUint64(retPtr, BigInt(this.#metricValues[id]!), true);
+          return Status.Ok;
+        },
+        // Gauges (type 1) take the recorded value; Envoy refuses recording a counter.
+        proxy_record_metric: (id: number, value: bigint) => {
+          if (id >= this.#metricValues.length || this.#metricTypes[id] !== 1) return Status.BadArgument;
+          this.#metricValues[id] = Number(value);
           return Status.Ok;
         },
         proxy_send_local_response: (status: number, dPtr: number, dLen: number, bPtr: number, bLen: number, hPtr: number, hLen: number, _grpc: number) => {
@@ -225,6 +244,15 @@ export class ProxyWasmHost {
       },
     };
   }
+}
+
+/** proxy-wasm pairs serialization, as Envoy returns a string map property (e.g. node metadata LABELS). */
+export function propertyPairs(map: Record<string, string>): Buffer {
+  const entries = Object.entries(map);
+  const head = Buffer.alloc(4 + entries.length * 8);
+  head.writeUInt32LE(entries.length, 0);
+  entries.forEach(([k, v], i) => { head.writeUInt32LE(Buffer.byteLength(k), 4 + i * 8); head.writeUInt32LE(Buffer.byteLength(v), 8 + i * 8); });
+  return Buffer.concat([head, ...entries.flatMap(([k, v]) => [Buffer.from(`${k}\0`), Buffer.from(`${v}\0`)])]);
 }
 
 /** Header list for a request through the filter. */

@@ -125,7 +125,7 @@ test('refresh: an invalid or failed refresh is refused with a log line and the l
   assert.ok(host.logs.some((l) => l.message === 'meshward filter: configuration version "v2" applied'));
 });
 
-test('counter names are fixed: no path, identity or operation in any metric name', async () => {
+test('metric names are fixed: no path, identity or operation in any metric name', async () => {
   const host = await ProxyWasmHost.load();
   host.configure({ deny: { identities: [ALICE] }, sampling: { percent: 100 } });
   for (let i = 0; i < 50; i++) host.request({ headers: requestHeaders('GET', `/users/${i}/x${i}`), properties: i % 2 ? asAlice : DEFAULT_PROPERTIES });
@@ -140,6 +140,8 @@ test('counter names are fixed: no path, identity or operation in any metric name
     'meshward_filter_local_reply_errors_total',
     'meshward_filter_requests_total',
     'meshward_filter_sampled_total',
+    'meshward_filter_vm0_wasm_memory_bytes',
+    'meshward_filter_wasm_memory_bytes',
   ]);
   assert.equal(host.counter('meshward_filter_requests_total'), 50);
   assert.equal(host.counter('meshward_filter_local_denies_total'), 25);

@@ -3,7 +3,7 @@
 // (sorted, de-duplicated, versioned by content hash) so an unchanged policy serves an unchanged
 // document and the filter does not re-parse it.
 import { createHash } from 'node:crypto';
-import { validateTables, type FilterTables, type IdentityOperation, type TemplateEntry } from './schema.ts';
+import { validateTables, type EnforcedEntry, type FilterTables, type IdentityOperation, type TemplateEntry } from './schema.ts';
 
 export interface FilterPolicy {
   denyIdentities?: readonly string[];
@@ -12,6 +12,8 @@ export interface FilterPolicy {
   limits?: readonly (IdentityOperation & { ratePerSecond: number; burst?: number })[];
   /** Exact templates (learned inventory, OpenAPI paths). */
   templates?: readonly TemplateEntry[];
+  /** Temporary denies from enforced findings (enforced.ts). */
+  enforced?: readonly EnforcedEntry[];
   sampling?: {
     /** Percentage of other requests whose bodies go to the server (0-100). */
     percent?: number;
@@ -59,10 +61,14 @@ export function buildFilterTables(policy: FilterPolicy): FilterTables {
     burst: l.burst ?? Math.max(1, Math.ceil(l.ratePerSecond)),
   })).sort(pairOrder);
   const s = policy.sampling ?? {};
+  const enforced = [...(policy.enforced ?? [])].sort((a, b) =>
+    a.identity.localeCompare(b.identity) || (a.operation ?? '').localeCompare(b.operation ?? ''));
   const body: FilterTables = {
     deny: { identities: uniqueSorted(policy.denyIdentities), operations: denyOps },
     limits,
     templates: orderTemplates(policy.templates ?? []),
+    // Only when there are some: documents without enforcement keep their earlier shape and version.
+    ...(enforced.length > 0 ? { enforced } : {}),
     sampling: {
       percent: s.percent ?? 0,
       seed: s.seed ?? '',

@@ -7,8 +7,10 @@ import type { Inventory } from '../inventory/inventory.ts';
 import { filterTemplateEntries } from '../inventory/templating.ts';
 import type { Logger } from '../log.ts';
 import { buildFilterTables, templatesFromOpenApiPaths, type FilterPolicy } from './build.ts';
-import type { FilterConfigStore } from './route.ts';
+import { LRUCache } from 'lru-cache';
+import type { FilterConfigStore, FilterWorkload, ServedTables } from './route.ts';
 import type { FilterTables, TemplateEntry } from './schema.ts';
+import type { EnforcedDenies } from './enforced.ts';
 
 /** Templates pushed to the filter, over every service (the table is mesh-wide; the schema allows 10,000). */
 export const MAX_PUSHED_TEMPLATES = 5_000;
@@ -42,6 +44,7 @@ export function mergeFilterTables(base: FilterTables, policy: FilterPolicy, temp
     denyOperations: [...(b.denyOperations ?? []), ...(policy.denyOperations ?? [])],
     limits: [...(b.limits ?? []), ...(policy.limits ?? [])],
     templates: [...(b.templates ?? []), ...(policy.templates ?? []), ...templates],
+    enforced: [...(base.enforced ?? []), ...(policy.enforced ?? [])],
     sampling: { ...b.sampling, ...policy.sampling },
   });
 }
@@ -64,23 +67,46 @@ export function inventoryTemplates(inventory: Inventory, max = MAX_PUSHED_TEMPLA
 
 const isEmptyPolicy = (p: FilterPolicy): boolean => Object.keys(p).length === 0;
 
+/** Per-workload documents remembered until something changes (each is built and validated once). */
+const MAX_CACHED_DOCUMENTS = 1_000;
+
+function workloadKey(w: FilterWorkload | undefined): string {
+  if (w === undefined) return '';
+  const labels = Object.entries(w.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `${w.namespace}\n${labels.map(([k, v]) => `${k}=${v}`).join(',')}`;
+}
+
+interface CachedDocument extends ServedTables {
+  /** When its first enforced entry expires (the document must drop it then). */
+  validUntilMs: number;
+}
+
 export class FilterTablesPublisher {
   readonly #store: FilterConfigStore;
   readonly #base: FilterTables;
   readonly #log: Logger | undefined;
+  readonly #enforced: EnforcedDenies | undefined;
   #policy: FilterPolicy = {};
+  #policyFor: ((workload: FilterWorkload) => FilterPolicy) | undefined;
   #templates: readonly TemplateEntry[] = [];
+  readonly #documents = new LRUCache<string, CachedDocument>({ max: MAX_CACHED_DOCUMENTS });
 
-  /** `base`: the operator's tables (the store's document at start). */
-  constructor(store: FilterConfigStore, log?: Logger) {
+  /** `base`: the operator's tables (the store's document at start). `enforced`: temporary denies
+   *  from enforced findings, served to the namespace they were made in. */
+  constructor(store: FilterConfigStore, log?: Logger, enforced?: EnforcedDenies) {
     this.#store = store;
     this.#base = store.current;
     this.#log = log;
+    this.#enforced = enforced;
+    enforced?.onChange(() => this.#documents.clear());
+    store.resolveWith((workload) => this.documentFor(workload));
   }
 
-  /** The policy's fast-path part; true when the served document changed. */
-  setPolicy(policy: FilterPolicy): boolean {
+  /** The policy's fast-path part: the mesh default's, and per workload (its effective policy's)
+   *  when `policyFor` is given; true when the document of sidecars without a namespace changed. */
+  setPolicy(policy: FilterPolicy, policyFor?: (workload: FilterWorkload) => FilterPolicy): boolean {
     this.#policy = policy;
+    this.#policyFor = policyFor;
     return this.#publish();
   }
 
@@ -90,18 +116,35 @@ export class FilterTablesPublisher {
     return this.#publish();
   }
 
-  #publish(): boolean {
-    let next: FilterTables;
+  /** The tables a sidecar of `workload` gets (undefined: one without node metadata, the mesh default's). */
+  documentFor(workload: FilterWorkload | undefined): ServedTables {
+    const key = workloadKey(workload);
+    const cached = this.#documents.get(key);
+    const now = this.#enforced?.now() ?? 0;
+    if (cached !== undefined && now < cached.validUntilMs) return cached;
+    const enforced = this.#enforced?.entriesFor(workload?.namespace ?? '') ?? [];
+    const policy = workload !== undefined && this.#policyFor !== undefined ? this.#policyFor(workload) : this.#policy;
+    let doc: FilterTables;
     try {
       // Nothing to add: the operator's document is served exactly as written.
-      next = isEmptyPolicy(this.#policy) && this.#templates.length === 0 ? this.#base : mergeFilterTables(this.#base, this.#policy, this.#templates);
+      doc = isEmptyPolicy(policy) && this.#templates.length === 0 && enforced.length === 0
+        ? this.#base : mergeFilterTables(this.#base, { ...policy, ...(enforced.length > 0 ? { enforced } : {}) }, this.#templates);
     } catch (err) {
-      this.#log?.warn({ error: (err as Error).message }, 'filter tables not updated; the filters keep the last good version');
-      return false;
+      this.#log?.warn({ error: (err as Error).message, namespace: workload?.namespace }, 'filter tables not updated; the filters keep the last good version');
+      // Not cached: the next refresh tries again. The mesh-wide document is the last good one.
+      return cached ?? (workload === undefined ? { doc: this.#store.current, text: this.#store.text } : this.documentFor(undefined));
     }
-    if (JSON.stringify(next) === this.#store.text) return false;
-    this.#store.set(next);
-    this.#log?.info({ version: next.version, templates: next.templates?.length ?? 0, denyIdentities: next.deny?.identities?.length ?? 0, samplingPercent: next.sampling?.percent }, 'filter tables updated');
+    const built: CachedDocument = { doc, text: JSON.stringify(doc), validUntilMs: Math.min(Infinity, ...enforced.map((e) => e.expiresAtMs)) };
+    this.#documents.set(key, built);
+    return built;
+  }
+
+  #publish(): boolean {
+    this.#documents.clear();
+    const next = this.documentFor(undefined);
+    if (next.text === this.#store.text) return false;
+    this.#store.set(next.doc);
+    this.#log?.info({ version: next.doc.version, templates: next.doc.templates?.length ?? 0, denyIdentities: next.doc.deny?.identities?.length ?? 0, samplingPercent: next.doc.sampling?.percent }, 'filter tables updated');
     return true;
   }
 }

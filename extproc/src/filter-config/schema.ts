@@ -31,6 +31,15 @@ const tableProperties = {
     type: 'object', additionalProperties: false, required: ['template'],
     properties: { method: optionalText, template: { ...nonEmpty, pattern: '^/' } },
   }),
+  /** Temporary denies from enforced findings (whole caller when operation is absent); the filter
+   *  refuses with this status and reason until expiresAtMs (Unix milliseconds). */
+  enforced: list({
+    type: 'object', additionalProperties: false, required: ['identity', 'status', 'reason', 'expiresAtMs'],
+    properties: {
+      identity: nonEmpty, operation: nonEmpty, status: { enum: [403, 429] }, reason: nonEmpty, rule: optionalText,
+      expiresAtMs: { type: 'number', minimum: 0, maximum: 1e14 },
+    },
+  }),
   sampling: {
     type: 'object', additionalProperties: false,
     properties: {
@@ -73,12 +82,14 @@ export const FILTER_PLUGIN_SCHEMA = {
 export interface IdentityOperation { identity: string; operation: string }
 export interface LimitEntry extends IdentityOperation { ratePerSecond: number; burst: number }
 export interface TemplateEntry { method?: string; template: string }
+export interface EnforcedEntry { identity: string; operation?: string; status: 403 | 429; reason: string; rule?: string; expiresAtMs: number }
 
 export interface FilterTables {
   version?: string;
   deny?: { identities?: string[]; operations?: IdentityOperation[] };
   limits?: LimitEntry[];
   templates?: TemplateEntry[];
+  enforced?: EnforcedEntry[];
   sampling?: { percent?: number; seed?: string; alwaysOperations?: string[]; suspectIdentities?: string[] };
 }
 
