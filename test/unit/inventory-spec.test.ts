@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import { parseSpec, loadSpecFile, SpecError } from '../../extproc/src/inventory/spec.ts';
 import { SpecRegistry } from '../../extproc/src/inventory/spec-registry.ts';
 import { Inventory } from '../../extproc/src/inventory/inventory.ts';
+import { streamHugeYaml } from '../helpers/huge-answer.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshward-spec-'));
 
@@ -146,15 +147,7 @@ test('specs by URL: loaded over HTTP with the same size cap; HTTP errors and ove
     if (req.url === '/good.yaml') res.end(good);
     else if (req.url === '/huge.yaml') {
       // No content-length: the cap must hold while streaming.
-      res.write('openapi: 3.1.0\n');
-      const chunk = `# ${'x'.repeat(64 * 1024)}\n`;
-      let sent = 0;
-      const pump = (): void => {
-        while (sent < 200 && res.write(chunk)) sent++;
-        if (sent < 200) res.once('drain', pump);
-        else res.end();
-      };
-      pump();
+      streamHugeYaml(res, 'openapi: 3.1.0\n', 200);
     } else {
       res.statusCode = 404;
       res.end('no');

@@ -17,6 +17,11 @@ import type { PolicyUpdate } from '../../extproc/src/policy/registry.ts';
 import { Engine } from '../../extproc/src/engine/engine.ts';
 import { silentLogger } from '../../extproc/src/log.ts';
 import type { RequestEvent } from '../../extproc/src/engine/event.ts';
+import { startInventory } from '../../extproc/src/inventory/runtime.ts';
+import { PolicyServerWiring } from '../../extproc/src/policy/server-wiring.ts';
+import { kubernetesConfigMapReader } from '../../extproc/src/policy/configmap-reader.ts';
+import { loadPolicyCrd } from '../../extproc/src/policy/validate.ts';
+import { compileStructuralSchema } from '../../extproc/src/policy/structural-schema.ts';
 
 const WORKER = 'spiffe://cluster.local/ns/payments/sa/payment-worker';
 
@@ -119,9 +124,13 @@ describe('file source', () => {
   });
 });
 
-/** A minimal API server for one custom resource: list, watch (JSON lines), status merge-patch. */
+/** A minimal API server for one custom resource: list, watch (JSON lines), status merge-patch; and
+ *  ConfigMaps by name (get only, as the chart's RBAC allows), each request recorded. */
 class FakeApiServer {
   readonly objects = new Map<string, Record<string, unknown> & { metadata: Record<string, unknown> }>();
+  /** "namespace/name" -> data. */
+  readonly configMaps = new Map<string, Record<string, string>>();
+  readonly configMapRequests: string[] = [];
   readonly statusPatches: { key: string; body: Record<string, unknown>; contentType: string }[] = [];
   readonly watchers = new Set<http.ServerResponse>();
   listCalls = 0;
@@ -220,6 +229,15 @@ class FakeApiServer {
       }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ apiVersion: 'security.meshward.io/v1alpha1', kind: 'ApiSecurityPolicyList', metadata: { resourceVersion: String(this.#rv) }, items: [...this.objects.values()] }));
+      return;
+    }
+    if (url.pathname.includes('/configmaps')) {
+      this.configMapRequests.push(`${req.method} ${req.url}`);
+      const cm = /^\/api\/v1\/namespaces\/([^/]+)\/configmaps\/([^/]+)$/.exec(url.pathname);
+      const data = cm && req.method === 'GET' ? this.configMaps.get(`${cm[1]}/${cm[2]}`) : undefined;
+      if (!cm || req.method !== 'GET') { res.writeHead(405, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 405 })); return; }
+      if (!data) { res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 404, reason: 'NotFound' })); return; }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: cm[2], namespace: cm[1] }, data }));
       return;
     }
     const m = /^\/apis\/security\.meshward\.io\/v1alpha1\/namespaces\/([^/]+)\/apisecuritypolicies\/([^/]+)\/status$/.exec(url.pathname);
@@ -375,6 +393,102 @@ describe('Kubernetes source watchdog', () => {
       assert.equal(api.listCalls, 2, 'one hung list, one after the restart');
     } finally {
       await source.stop();
+      await api.close();
+    }
+  });
+});
+
+describe('Kubernetes source: specs from ConfigMaps, spec load results in the policy status', () => {
+  const spec = (title: string, path = '/orders'): string =>
+    `openapi: 3.0.3\ninfo: { title: ${title}, version: '1' }\npaths:\n  ${path}: { get: { responses: { '200': { description: ok } } } }\n`;
+  const conditionsOf = (api: FakeApiServer, key: string): Record<string, unknown>[] =>
+    (api.objects.get(key)?.status as { conditions?: Record<string, unknown>[] } | undefined)?.conditions ?? [];
+  const specsLoaded = (api: FakeApiServer, key: string): Record<string, unknown> | undefined => conditionsOf(api, key).find((c) => c.type === 'SpecsLoaded');
+
+  test('a ConfigMap spec loads, an edit reloads it, a broken edit, a missing key and a missing ConfigMap keep the last good one; status says which and where', async () => {
+    const api = new FakeApiServer();
+    await api.start();
+    api.configMaps.set('shop/orders-openapi', { 'openapi.yaml': spec('v1') });
+    api.configMaps.set('shop/unrelated', { 'x.yaml': spec('never read') });
+    api.put(policyDoc('mesh-default', 'meshward', { mode: 'monitor' }));
+    const ordersSpec = { name: 'orders', host: 'orders.shop', configMapRef: { name: 'orders-openapi', key: 'openapi.yaml' } };
+    api.put(policyDoc('shop', 'shop', { mode: 'monitor', apiSpecs: [ordersSpec] }));
+    const kubeConfig = api.kubeConfig();
+    const engine = new Engine({ denyRules: [] });
+    const inventory = await startInventory(engine);
+    const wiring = new PolicyServerWiring(silentLogger, { configMapRefreshMs: 0 });
+    wiring.useInventory(inventory);
+    const source = startKubernetesPolicySource({
+      kubeConfig, meshNamespace: 'meshward', log: silentLogger, resyncMs: 60_000, conditions: wiring.conditions,
+      onChange: (u) => wiring.onApplied(u, u.set.effectiveFor({ namespace: 'meshward' })),
+    });
+    const title = (): string | undefined => inventory.inventory.state('orders.shop')?.spec?.title;
+    try {
+      await wiring.useConfigMaps(kubernetesConfigMapReader(kubeConfig));
+      await source.synced;
+      await until('the ConfigMap spec', () => title() === 'v1');
+      await until('SpecsLoaded True', () => specsLoaded(api, 'shop/shop')?.status === 'True');
+      const loaded = specsLoaded(api, 'shop/shop')!;
+      assert.equal(loaded.reason, 'Loaded');
+      assert.equal(loaded.observedGeneration, 1);
+      assert.equal(loaded.message, 'loaded: orders (ConfigMap shop/orders-openapi, key openapi.yaml)');
+      assert.equal(conditionsOf(api, 'shop/shop').find((c) => c.type === 'Accepted')?.status, 'True', 'Accepted is kept beside it');
+      assert.equal(specsLoaded(api, 'meshward/mesh-default'), undefined, 'no SpecsLoaded without apiSpecs');
+
+      // The ConfigMap is edited: the next check reloads it.
+      wiring.watchSpecFiles(20);
+      api.configMaps.set('shop/orders-openapi', { 'openapi.yaml': spec('v2', '/orders/{id}') });
+      await until('the edited spec', () => title() === 'v2');
+
+      // Broken content: SpecInvalid, naming the spec, the ConfigMap and key, and the place in the spec.
+      api.configMaps.set('shop/orders-openapi', { 'openapi.yaml': 'openapi: 3.0.3\ninfo: { title: broken, version: "1" }\npaths: 7\n' });
+      await until('SpecInvalid', () => specsLoaded(api, 'shop/shop')?.reason === 'SpecInvalid');
+      const invalid = specsLoaded(api, 'shop/shop')!;
+      assert.equal(invalid.status, 'False');
+      assert.match(String(invalid.message), /^orders \(ConfigMap shop\/orders-openapi, key openapi\.yaml\): spec "ConfigMap shop\/orders-openapi, key openapi\.yaml": at #\/paths/);
+      assert.match(String(invalid.message), /service orders\.shop keeps its last good spec/);
+      assert.equal(title(), 'v2', 'the last good spec stays in force');
+      // What is written is what the CRD's status schema accepts (two conditions, each with its generation).
+      const crd = loadPolicyCrd() as { spec: { versions: { schema: { openAPIV3Schema: { properties: { status: unknown } } } }[] } };
+      const statusSchema = compileStructuralSchema(crd.spec.versions[0]!.schema.openAPIV3Schema.properties.status);
+      assert.deepEqual(statusSchema(api.objects.get('shop/shop')!.status), []);
+      assert.deepEqual(conditionsOf(api, 'shop/shop').map((c) => c.type), ['Accepted', 'SpecsLoaded']);
+
+      // The key goes away, then the ConfigMap: SpecUnavailable with a message naming both.
+      api.configMaps.set('shop/orders-openapi', { 'other.yaml': spec('v3') });
+      await until('missing key', () => /has no key/.test(String(specsLoaded(api, 'shop/shop')?.message)));
+      assert.equal(specsLoaded(api, 'shop/shop')!.reason, 'SpecUnavailable');
+      assert.match(String(specsLoaded(api, 'shop/shop')!.message), /ConfigMap shop\/orders-openapi has no key "openapi\.yaml" \(it has: other\.yaml\)/);
+      api.configMaps.delete('shop/orders-openapi');
+      await until('missing ConfigMap', () => /ConfigMap shop\/orders-openapi \(for key "openapi\.yaml"\) not found/.test(String(specsLoaded(api, 'shop/shop')?.message)));
+      assert.equal(title(), 'v2', 'still the last good spec');
+      const policyStatus = wiring.specStatus()!.find((s) => s.reference === 'shop/shop: orders')!;
+      assert.equal(policyStatus.loaded, false);
+      assert.equal(policyStatus.problem, 'unavailable');
+
+      // Fixed: loaded again; the policy edited (generation 2): observedGeneration follows.
+      api.configMaps.set('shop/orders-openapi', { 'openapi.yaml': spec('v4') });
+      await until('the fixed spec', () => title() === 'v4' && specsLoaded(api, 'shop/shop')?.status === 'True');
+      api.put(policyDoc('shop', 'shop', { mode: 'enforce', apiSpecs: [ordersSpec] }));
+      await until('observedGeneration 2', () => specsLoaded(api, 'shop/shop')?.observedGeneration === 2);
+
+      // Only the referenced ConfigMap was ever requested, and only with GET (the RBAC grants get only).
+      assert.ok(api.configMapRequests.length >= 5);
+      for (const r of api.configMapRequests) assert.match(r, /^GET \/api\/v1\/namespaces\/shop\/configmaps\/orders-openapi(\?|$)/);
+
+      // The status writes settle: nothing changes, nothing is written.
+      wiring.stop();
+      const writes = api.statusPatches.length;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(api.statusPatches.length, writes);
+
+      // apiSpecs removed from the policy: the condition goes away, Accepted stays.
+      api.put(policyDoc('shop', 'shop', { mode: 'enforce' }));
+      await until('SpecsLoaded removed', () => specsLoaded(api, 'shop/shop') === undefined && conditionsOf(api, 'shop/shop').length === 1);
+    } finally {
+      wiring.stop();
+      await source.stop();
+      inventory.close();
       await api.close();
     }
   });

@@ -105,12 +105,17 @@ export async function loadGraphqlSpecFile(file: string, maxBytes = 5 * 1024 * 10
   const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
     throw new SpecError(file, '', `cannot read the file (${err.code ?? err.message})`);
   });
-  if (Buffer.byteLength(text) > maxBytes) throw new SpecError(file, '', `over the ${maxBytes} byte limit for a schema`);
+  return graphqlSpecFromText(text, file, maxBytes);
+}
+
+/** An introspection result given as JSON text (a ConfigMap key, a fetched document). */
+export function graphqlSpecFromText(text: string, name: string, maxBytes = 5 * 1024 * 1024): GraphqlSchemaSpec {
+  if (Buffer.byteLength(text) > maxBytes) throw new SpecError(name, '', `over the ${maxBytes} byte limit for a schema`);
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new SpecError(file, '', `not JSON: ${(err as Error).message}`);
+    throw new SpecError(name, '', `not JSON: ${(err as Error).message}`);
   }
-  return graphqlSpecFromIntrospection(json, file);
+  return graphqlSpecFromIntrospection(json, name);
 }

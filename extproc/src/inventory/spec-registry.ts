@@ -1,7 +1,7 @@
 // Specs per service, from policy: an OpenAPI file (a mounted ConfigMap is a file), a URL or inline
 // text, or a GraphQL introspection result. A spec that fails to load never replaces the one in
 // force: the service keeps its last good spec and the error is kept for status reports.
-import { loadGraphqlSpecFile } from './graphql.ts';
+import { graphqlSpecFromText, loadGraphqlSpecFile } from './graphql.ts';
 import type { Inventory } from './inventory.ts';
 import { serviceOf } from './facts.ts';
 import { loadSpecFile, loadSpecUrl, parseSpec, SpecError, type LoadSpecOptions } from './spec.ts';
@@ -10,7 +10,8 @@ export type SpecSource =
   | { kind: 'openapi-file'; file: string }
   | { kind: 'openapi-url'; url: string }
   | { kind: 'openapi-text'; name: string; text: string }
-  | { kind: 'graphql-introspection-file'; file: string };
+  | { kind: 'graphql-introspection-file'; file: string }
+  | { kind: 'graphql-introspection-text'; name: string; text: string };
 
 export interface SpecStatus {
   service: string;
@@ -38,8 +39,8 @@ export class SpecRegistry {
     this.#status.set(service, status);
     try {
       let name: string;
-      if (source.kind === 'graphql-introspection-file') {
-        const spec = await loadGraphqlSpecFile(source.file, this.#options.maxBytes);
+      if (source.kind === 'graphql-introspection-file' || source.kind === 'graphql-introspection-text') {
+        const spec = source.kind === 'graphql-introspection-file' ? await loadGraphqlSpecFile(source.file, this.#options.maxBytes) : graphqlSpecFromText(source.text, source.name, this.#options.maxBytes);
         this.#inventory.setGraphqlSpec(service, spec);
         name = spec.name;
       } else {
@@ -65,5 +66,5 @@ export class SpecRegistry {
 }
 
 function sourceName(source: SpecSource): string {
-  return source.kind === 'openapi-url' ? source.url : source.kind === 'openapi-text' ? source.name : source.file;
+  return source.kind === 'openapi-url' ? source.url : 'name' in source ? source.name : source.file;
 }

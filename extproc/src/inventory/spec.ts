@@ -67,24 +67,68 @@ export async function loadSpecFile(file: string, options: LoadSpecOptions = {}):
 
 /** Loads a spec over HTTP(S) with a byte cap and a timeout. */
 export async function loadSpecUrl(url: string, options: LoadSpecOptions & { timeoutMs?: number } = {}): Promise<ApiSpec> {
+  const fetched = await fetchSpecText(url, options);
+  if (!fetched.modified) throw new SpecError(url, '', 'answered 304 Not Modified to an unconditional request');
+  return parseSpec(fetched.text, url, options);
+}
+
+export const DEFAULT_SPEC_FETCH_TIMEOUT_MS = 10_000;
+
+/** Validators from an earlier fetch, sent back so an unchanged spec costs a 304 and no parse. */
+export interface SpecValidators {
+  etag?: string;
+  lastModified?: string;
+}
+
+export type SpecFetch = ({ modified: true; text: string } & SpecValidators) | { modified: false };
+
+/** Fetches a spec's text with a timeout (covering the body too) and a byte cap checked while
+ *  streaming; with `previous`, a conditional request (If-None-Match / If-Modified-Since). */
+export async function fetchSpecText(url: string, options: LoadSpecOptions & { timeoutMs?: number; previous?: SpecValidators; name?: string } = {}): Promise<SpecFetch> {
+  const name = options.name ?? url;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_SPEC_BYTES;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_SPEC_FETCH_TIMEOUT_MS;
+  const headers: Record<string, string> = {};
+  if (options.previous?.etag) headers['if-none-match'] = options.previous.etag;
+  if (options.previous?.lastModified) headers['if-modified-since'] = options.previous.lastModified;
+  const failed = (err: unknown): SpecError => new SpecError(name, '', (err as Error).name === 'TimeoutError'
+    ? `no complete answer within ${timeoutMs} ms`
+    : `cannot fetch: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`);
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(options.timeoutMs ?? 10_000), redirect: 'follow' });
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'follow', headers });
   } catch (err) {
-    throw new SpecError(url, '', `cannot fetch: ${(err as Error).message}`);
+    throw failed(err);
   }
-  if (!res.ok) throw new SpecError(url, '', `fetch answered HTTP ${res.status}`);
+  if (res.status === 304 && options.previous) {
+    await res.body?.cancel();
+    return { modified: false };
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new SpecError(name, '', `fetch answered HTTP ${res.status}`);
+  }
   const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) throw tooLarge(url, declared, maxBytes);
+  if (declared > maxBytes) {
+    await res.body?.cancel();
+    throw tooLarge(name, declared, maxBytes);
+  }
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of res.body ?? []) {
-    total += (chunk as Uint8Array).byteLength;
-    if (total > maxBytes) throw tooLarge(url, total, maxBytes);
-    chunks.push(Buffer.from(chunk as Uint8Array));
+  try {
+    for await (const chunk of res.body ?? []) {
+      total += (chunk as Uint8Array).byteLength;
+      // Leaving the loop cancels the body, so an endless answer stops here.
+      if (total > maxBytes) break;
+      chunks.push(Buffer.from(chunk as Uint8Array));
+    }
+  } catch (err) {
+    throw failed(err);
   }
-  return parseSpec(Buffer.concat(chunks).toString('utf8'), url, options);
+  if (total > maxBytes) throw tooLarge(name, total, maxBytes);
+  const etag = res.headers.get('etag');
+  const lastModified = res.headers.get('last-modified');
+  return { modified: true, text: Buffer.concat(chunks).toString('utf8'), ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) };
 }
 
 function tooLarge(name: string, size: number, max: number): SpecError {

@@ -1,13 +1,14 @@
 // Policies from the Kubernetes API: an informer (list + watch, which reconnects with backoff by
 // itself) over ApiSecurityPolicy in every namespace, a periodic resync (full re-list), and a watchdog
 // that restarts the informer when it has not connected for too long. Each object's verdict is written
-// back to its status (condition Accepted, observedGeneration); an invalid object keeps its last good
-// version in force.
+// back to its status (condition Accepted, observedGeneration, plus the conditions other parts report,
+// such as SpecsLoaded); an invalid object keeps its last good version in force.
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { PolicyRegistry, type PolicyListener } from './registry.ts';
 import { formatPolicyError, validatePolicyObject, type PolicyError } from './validate.ts';
 import { POLICY_GROUP, POLICY_PLURAL, POLICY_VERSION, type ApiSecurityPolicy, type PolicyCondition } from './types.ts';
+import type { PolicyConditions } from './status-conditions.ts';
 
 export interface KubernetesPolicySourceOptions {
   kubeConfig: k8s.KubeConfig;
@@ -22,6 +23,8 @@ export interface KubernetesPolicySourceOptions {
   errorRetryMs?: number;
   /** Extra policy-independent notes for the Accepted message (e.g. fields not applied yet). */
   acceptedNote?: (policy: ApiSecurityPolicy) => string | undefined;
+  /** Conditions written beside Accepted (e.g. SpecsLoaded); a change rewrites that policy's status. */
+  conditions?: PolicyConditions;
 }
 
 export interface KubernetesPolicySource {
@@ -77,20 +80,29 @@ export function startKubernetesPolicySource(options: KubernetesPolicySourceOptio
 
   /** What was last written per object ("namespace/name" -> generation + verdict), to skip repeats. */
   const written = new Map<string, string>();
-  const writeStatus = async (obj: PolicyObject, condition: PolicyCondition): Promise<void> => {
-    const prev = obj.status?.conditions?.find((c) => c.type === 'Accepted');
+  const writeStatus = async (obj: PolicyObject, accepted: PolicyCondition): Promise<void> => {
+    // A merge patch replaces the conditions list: write Accepted and the extra ones together.
+    const conditions = [accepted, ...(options.conditions?.get(keyOf(obj)) ?? []).map((c) => ({ ...c }))];
+    const previous = (type: string): PolicyCondition | undefined => obj.status?.conditions?.find((c) => c.type === type);
     const gen = obj.metadata.generation;
-    const verdict = `${gen} ${condition.status} ${condition.reason} ${condition.message}`;
+    const verdict = `${gen} ${conditions.map((c) => `${c.type} ${c.status} ${c.reason} ${c.observedGeneration} ${c.message}`).join('\n')}`;
     // Our own status writes come back as watch events: skip when nothing would change.
     if (written.get(keyOf(obj)) === verdict) return;
-    if (prev && prev.status === condition.status && prev.reason === condition.reason && prev.message === condition.message && obj.status?.observedGeneration === gen) return;
-    if (prev && prev.status === condition.status) condition.lastTransitionTime = prev.lastTransitionTime;
+    const unchanged = (c: PolicyCondition): boolean => {
+      const prev = previous(c.type);
+      return prev !== undefined && prev.status === c.status && prev.reason === c.reason && prev.message === c.message && (c.type === 'Accepted' || prev.observedGeneration === c.observedGeneration);
+    };
+    if (obj.status?.observedGeneration === gen && (obj.status?.conditions?.length ?? 0) === conditions.length && conditions.every(unchanged)) return;
+    for (const c of conditions) {
+      const prev = previous(c.type);
+      if (prev && prev.status === c.status) c.lastTransitionTime = prev.lastTransitionTime;
+    }
     written.set(keyOf(obj), verdict);
     try {
       await api.patchNamespacedCustomObjectStatus({
         group: POLICY_GROUP, version: POLICY_VERSION, plural: POLICY_PLURAL,
         namespace: obj.metadata.namespace!, name: obj.metadata.name,
-        body: { status: { ...(gen !== undefined ? { observedGeneration: gen } : {}), conditions: [condition] } },
+        body: { status: { ...(gen !== undefined ? { observedGeneration: gen } : {}), conditions } },
       }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
     } catch (err) {
       written.delete(keyOf(obj));
@@ -155,6 +167,11 @@ export function startKubernetesPolicySource(options: KubernetesPolicySourceOptio
     await informer.start().catch((err: Error) => log.warn({ err: err.message }, 'policy informer start failed'));
   };
 
+  const stopConditions = options.conditions?.onChange((policy) => {
+    const obj = informer.list().find((o) => keyOf(o) === policy);
+    if (obj) void writeStatus(obj, conditionFor(obj));
+  });
+
   void informer.start().catch((err: Error) => log.warn({ err: err.message }, 'policy informer start failed'));
   const resync = setInterval(() => { void restart('resync'); }, resyncMs);
   const watchdog = setInterval(() => {
@@ -168,6 +185,7 @@ export function startKubernetesPolicySource(options: KubernetesPolicySourceOptio
     synced,
     stop: async () => {
       stopped = true;
+      stopConditions?.();
       clearInterval(resync);
       clearInterval(watchdog);
       await informer.stop().catch(() => {});
