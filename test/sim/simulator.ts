@@ -4,6 +4,7 @@
 // every exchange labelled, in the corpus record format (so the replay tool scores it).
 import { createHash, createHmac } from 'node:crypto';
 import type { CaptureRecord } from '../../extproc/src/replay/record.ts';
+import { pathOnly } from '../../extproc/src/engine/exchange.ts';
 
 export const AUTHORITY = 'shop.store.svc.cluster.local';
 export const FRONTEND = 'spiffe://cluster.local/ns/web/sa/frontend';
@@ -12,12 +13,14 @@ export const FULFILMENT = 'spiffe://cluster.local/ns/ops/sa/fulfilment';
 export const PAYMENT_WORKER = 'spiffe://cluster.local/ns/payments/sa/payment-worker';
 const EPOCH = Date.UTC(2026, 10, 27, 9, 0, 0);
 
-export type CampaignKind = 'bola-walk' | 'bola-harvest' | 'stuffing-burst' | 'stuffing-spread' | 'page-abuse' | 'request-flood' | 'bfla-admin' | 'bfla-tamper' | 'signup-bot' | 'lateral';
+export type CampaignKind = 'bola-walk' | 'bola-harvest' | 'bola-pollution' | 'bola-prefixed-walk' | 'stuffing-burst' | 'stuffing-spread' | 'page-abuse' | 'request-flood' | 'bfla-admin' | 'bfla-tamper' | 'signup-bot' | 'lateral';
 
 /** Which detector each campaign kind is for, and its label class. */
 export const CAMPAIGN_KINDS: Record<CampaignKind, { detector: string; class: string }> = {
   'bola-walk': { detector: 'bola', class: 'API1-BOLA' },
   'bola-harvest': { detector: 'bola', class: 'API1-BOLA' },
+  'bola-pollution': { detector: 'bola', class: 'API1-BOLA' },
+  'bola-prefixed-walk': { detector: 'bola', class: 'API1-BOLA' },
   'stuffing-burst': { detector: 'broken-auth', class: 'API2-AUTH' },
   'stuffing-spread': { detector: 'broken-auth', class: 'API2-AUTH' },
   'page-abuse': { detector: 'resource-consumption', class: 'API4-RESOURCE' },
@@ -37,7 +40,7 @@ function prng(seed: number): () => number {
 
 interface Account { username: string; password: string; ip: string; admin: boolean; orders: number[] }
 interface Label { class: string; campaign?: string; phase?: 'attack' | 'setup' }
-interface Req { t: number; workload: string; ip: string; method: string; path: string; token?: string; body?: unknown; label: Label; forwarded: boolean }
+interface Req { t: number; workload: string; ip: string; method: string; path: string; token?: string; body?: unknown; headers?: [string, string][]; label: Label; forwarded: boolean }
 
 function jwt(sub: string, iat: number): string {
   const enc = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -49,9 +52,16 @@ function jwt(sub: string, iat: number): string {
 class ShopApp {
   readonly accounts = new Map<string, Account>();
   readonly orders = new Map<number, { owner: string; total: number }>();
+  /** Invoices have prefixed, zero-padded counter IDs (INV-2026-004100), one per order. */
+  readonly invoices = new Map<string, { owner: string; order: number }>();
+  nextInvoice = 4_100;
   readonly disabled = new Set<string>();
   nextOrder = 10_000;
   readonly products = Array.from({ length: 300 }, (_, i) => 500 + i);
+
+  invoicesOf(who: string | undefined): string[] {
+    return [...this.invoices].filter(([, i]) => i.owner === who).map(([id]) => id);
+  }
 
   answer(r: Req): { status: number; body?: unknown } {
     const [path, query = ''] = r.path.split('?');
@@ -83,7 +93,17 @@ class ShopApp {
       const id = this.nextOrder++;
       this.orders.set(id, { owner: who ?? 'anonymous', total: 10 + (id % 90) });
       this.accounts.get(who ?? '')?.orders.push(id);
-      return { status: 201, body: { id, owner: who, status: 'created' } };
+      const invoice = invoiceId(this.nextInvoice++);
+      this.invoices.set(invoice, { owner: who ?? 'anonymous', order: id });
+      return { status: 201, body: { id, owner: who, status: 'created', invoice_id: invoice } };
+    }
+    if (p[0] === 'invoices' && p.length === 1) {
+      // Invoices do not name their owner, so only the walk gives an enumeration away early.
+      return { status: 200, body: { items: this.invoicesOf(who).slice(-20).map((invoice_id) => ({ invoice_id })) } };
+    }
+    if (p[0] === 'invoices' && p.length === 2) {
+      const inv = this.invoices.get(p[1]!);
+      return inv ? { status: 200, body: { invoice_id: p[1], order: inv.order, iban: 'DE00 0000' } } : { status: 404, body: { error: 'not found' } };
     }
     if (p[0] === 'orders' && p.length === 1) {
       const mine = [...this.orders].filter(([, o]) => o.owner === who).slice(-20).map(([id, o]) => ({ id, owner: o.owner, total: o.total }));
@@ -106,6 +126,8 @@ class ShopApp {
     return { status: 404, body: { error: 'no route' } };
   }
 }
+
+const invoiceId = (n: number): string => `INV-2026-${String(n).padStart(6, '0')}`;
 
 const FIRST = ['ann', 'ben', 'cara', 'dev', 'eli', 'fay', 'gus', 'hana', 'ivan', 'jo', 'kim', 'lee', 'max', 'nia', 'oz', 'pia', 'quin', 'ray', 'sol', 'tess'];
 
@@ -166,6 +188,11 @@ export function simulate(options: SimOptions): CaptureRecord[] {
       for (let k = 0; k < orders; k++) push('POST', api('/orders'), { token, body: { product_id: pick(app.products), qty: 1 } });
       push('GET', api('/orders'), { token });
       if (orders > 0 || rnd() < 0.5) push('GET', api(`/orders/{own}`), { token });
+      // Invoices (prefixed IDs): listed, then one opened, sometimes with the id repeated in the query.
+      if (orders > 0 && rnd() < 0.6) {
+        push('GET', api('/invoices'), { token });
+        push('GET', api(rnd() < 0.3 ? '/invoices/{own-invoice}?invoice_id={same}' : '/invoices/{own-invoice}'), { token });
+      }
       if (rnd() < 0.3) push('PUT', api(`/users/${u.username}/address`), { token, body: { street: 'Main 1' } });
       if (rnd() < 0.3) push('GET', api(`/users/${u.username}`), { token });
       if (rnd() < 0.4) push('POST', api('/checkout'), { token, body: { cart: 1 } });
@@ -208,6 +235,27 @@ export function simulate(options: SimOptions): CaptureRecord[] {
         const token = loginAs(attacker);
         reqs.push({ t: step(500, 1000), workload: FRONTEND, ip, method: 'POST', path: api('/orders'), token, body: { product_id: 501, qty: 1 }, label: setup, forwarded: true });
         for (let k = 1; k <= 30; k++) reqs.push({ t: step(80, 200), workload: FRONTEND, ip, method: 'GET', path: api(`/orders/{own-minus-${k}}`), token, label: attack, forwarded: true });
+        break;
+      }
+      case 'bola-pollution': {
+        // One order of its own, then each object reference given twice: own ID where the server
+        // checks, a victim's where it reads.
+        const token = loginAs(attacker);
+        reqs.push({ t: step(500, 1000), workload: FRONTEND, ip, method: 'POST', path: api('/orders'), token, body: { product_id: 502, qty: 1 }, label: setup, forwarded: true });
+        const victim = pick(users).username;
+        const polluted: Partial<Req>[] = [
+          { method: 'GET', path: api('/orders/{random-foreign}?order_id={own}') },
+          { method: 'GET', path: api('/invoices/{random-foreign-invoice}'), headers: [['X-Invoice-Id', '{own-invoice}']] },
+          { method: 'PUT', path: api(`/users/${victim}/address`), body: { user_id: attacker.username, street: 'Elsewhere 9' } },
+          { method: 'GET', path: api('/orders/{own}?order_id={own}&order_id={random-foreign}') },
+        ];
+        for (const extra of polluted) reqs.push({ t: step(800, 3000), workload: FRONTEND, ip, method: 'GET', path: '', token, label: attack, forwarded: true, ...extra });
+        break;
+      }
+      case 'bola-prefixed-walk': {
+        const token = loginAs(attacker);
+        reqs.push({ t: step(500, 1000), workload: FRONTEND, ip, method: 'POST', path: api('/orders'), token, body: { product_id: 503, qty: 1 }, label: setup, forwarded: true });
+        for (let k = 1; k <= 30; k++) reqs.push({ t: step(80, 200), workload: FRONTEND, ip, method: 'GET', path: api(`/invoices/{own-invoice-minus-${k}}`), token, label: attack, forwarded: true });
         break;
       }
       case 'bola-harvest': {
@@ -262,15 +310,28 @@ export function simulate(options: SimOptions): CaptureRecord[] {
   let pendingCursor = 0;
   for (const r of reqs) {
     const who = ownerOfToken(r.token);
-    r.path = r.path.replace(/\{(own|own-minus-(\d+)|random-foreign|pending)\}/, (_m, what: string, k?: string) => {
+    let last = '';
+    const resolve = (text: string): string => text.replace(/\{(own|own-minus-(\d+)|random-foreign|pending|own-invoice|own-invoice-minus-(\d+)|random-foreign-invoice|same)\}/g, (_m, what: string, k?: string, ki?: string) => {
       const mine = app.accounts.get(who ?? '')?.orders ?? [];
       const all = [...app.orders.keys()];
-      if (what === 'own') return String(mine.length > 0 ? pick(mine) : all.length > 0 ? (mine[0] ?? pick(all)) : 10_000);
+      const invoices = app.invoicesOf(who);
+      if (what === 'same') return last;
+      if (what === 'own') return (last = String(mine.length > 0 ? pick(mine) : all.length > 0 ? (mine[0] ?? pick(all)) : 10_000));
       if (what === 'pending') return String(all.length > 0 ? all[Math.max(0, all.length - 1 - (pendingCursor++ % Math.min(10, all.length)))] : 10_000);
+      if (what === 'own-invoice') return (last = invoices.length > 0 ? pick(invoices) : invoiceId(app.nextInvoice));
+      if (ki !== undefined) return invoiceId(Number((invoices[0] ?? invoiceId(app.nextInvoice)).slice(-6)) - Number(ki));
+      if (what === 'random-foreign-invoice') {
+        const foreign = [...app.invoices].filter(([, i]) => i.owner !== who).map(([id]) => id);
+        return foreign.length > 0 ? pick(foreign) : invoiceId(4_100);
+      }
       if (k !== undefined) return String((mine[0] ?? app.nextOrder) - Number(k));
       const foreign = all.filter((id) => app.orders.get(id)!.owner !== who);
       return String(foreign.length > 0 ? pick(foreign) : 10_000 + Math.floor(rnd() * 100));
     });
+    r.path = resolve(r.path);
+    r.headers = r.headers?.map(([name, value]) => [name, resolve(value)]);
+    // A benign user with no invoices reading "own" reads nothing.
+    if (r.label.class === 'benign' && /\/invoices\/INV-/.test(r.path) && app.invoices.get(pathOnly(r.path).split('/').pop()!)?.owner !== who) continue;
     // A benign user with no orders reading "own" (or fulfilment with nothing pending) reads nothing.
     if (r.label.class === 'benign' && /\/orders\/\d+$/.test(r.path)) {
       const order = app.orders.get(Number(r.path.split('/').pop()));
@@ -281,6 +342,9 @@ export function simulate(options: SimOptions): CaptureRecord[] {
     if (r.forwarded) headers.push(['X-Forwarded-For', r.ip]);
     if (r.token) headers.push(['Authorization', `Bearer ${r.token}`]);
     if (r.body !== undefined) headers.push(['Content-Type', 'application/json']);
+    // The frontend propagates the signed-in user, as gateways do.
+    if (r.token && r.forwarded) headers.push(['X-User-Id', who!]);
+    headers.push(...(r.headers ?? []));
     records.push({
       id: `sim-${String(seq++).padStart(6, '0')}`,
       t_ms: Math.round(r.t),

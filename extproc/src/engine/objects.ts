@@ -10,6 +10,7 @@ import { graphqlLiteralArgs, graphqlOf, jsonOf, queryParams, scalarFields } from
 import { boundedMap, type EventClock } from './state.ts';
 import { sha256Hex } from './jwt.ts';
 import type { StateCaps } from './policy-settings.ts';
+import type { StateRegistry } from './state-snapshot.ts';
 
 export interface ObjectRef {
   /** Normalized ID (long IDs are hashed so a 10 KB ID costs what a short one does). */
@@ -29,7 +30,8 @@ const MAX_CHILDREN_TRACKED = 64;
 const STATIC_RECURRENCE = 3;
 
 export const ID_NAME = /^(id|ids|uuid|guid|[A-Za-z0-9]*[_-](id|uuid|guid|ID)|[a-z0-9]*(Id|ID|Uuid|UUID|Guid))$/;
-const VERSION = /^v\d+(\.\d+)*$/i;
+/** API version segments (v1, v2.1): never an ID, never a collection name. */
+export const VERSION = /^v\d+(\.\d+)*$/i;
 const HAS_DIGIT = /\d/;
 const HAS_LETTER = /[A-Za-z]/;
 
@@ -42,8 +44,8 @@ export function normalizeId(raw: string): string {
 export class CollectionLearner {
   readonly #children: LRUCache<string, { counts: Map<string, number>; idLike: number; parametric: boolean }>;
 
-  constructor(clock: EventClock, caps: StateCaps) {
-    this.#children = boundedMap(clock, { caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 2048 + k.length * 2 });
+  constructor(clock: EventClock, caps: StateCaps, registry?: StateRegistry) {
+    this.#children = boundedMap(clock, { caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 2048 + k.length * 2, persist: { registry, name: 'objects.collections' } });
   }
 
   /** Path segments with each ID replaced by "{}", and the IDs found. Under a parametric parent a
@@ -77,7 +79,7 @@ export class CollectionLearner {
   }
 }
 
-function decodeSafe(s: string): string {
+export function decodeSafe(s: string): string {
   try { return decodeURIComponent(s); } catch { return s; }
 }
 

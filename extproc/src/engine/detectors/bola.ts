@@ -1,15 +1,17 @@
 // API1 BOLA: per caller, which objects it may reasonably touch (those it created, those the API
 // showed it, those whose owner field names it) and which it touches anyway: distinct objects owned
-// by someone else, distinct objects nobody showed it, sequential ID walks, bursts of 403/404 on
+// by someone else, distinct objects nobody showed it, guessable ID walks, bursts of 403/404 on
 // object operations, and the same ID parameter given twice with different values.
 import type { LRUCache } from 'lru-cache';
 import type { Detector } from '../detector.ts';
-import type { Exchange } from '../exchange.ts';
+import { operationKey, type Exchange } from '../exchange.ts';
 import type { Finding } from '../finding.ts';
 import { actionNames, compilePattern, findingFor, isSuccess, type DetectorContext } from '../detector-context.ts';
 import { boundedMap, WindowCount, WindowDistinct } from '../state.ts';
 import { ID_NAME, normalizeId, objectRefs, type ObjectRef } from '../objects.ts';
-import { graphqlOf, jsonOf, queryParams, scalarFields } from '../body.ts';
+import { graphqlOf, jsonOf, scalarFields } from '../body.ts';
+import { findPollution, type IdReference } from '../parameter-pollution.ts';
+import { CounterWalks, SortedNameWalks } from '../id-walks.ts';
 import type { BolaSettings } from '../policy-settings.ts';
 
 export const BOLA_DETECTOR = 'bola';
@@ -30,8 +32,10 @@ interface CallerObjects {
   foreign?: WindowDistinct;
   unexplained?: WindowDistinct;
   denied?: WindowCount;
-  /** Recent numeric IDs the caller had no reason to know, for sequential-walk detection. */
-  numeric: number[];
+  /** Counters in recent IDs the caller had no reason to know, for guessable-walk detection. */
+  counters?: CounterWalks;
+  /** Names it had no reason to know, per collection, for sorted (wordlist) walks. */
+  names?: SortedNameWalks;
   flaggedUntil: number;
   objectRequests: number;
 }
@@ -41,7 +45,13 @@ const OWNER_PARENT = /(^|\.)(owner|user|author|created_?by|createdby|account|cus
 const OWNER_CHILD = /^(id|name|username|user_?name|email|login)$/i;
 const TOKENISH = /^[\w.@:+-]{1,128}$/;
 const MAX_LEARNED_PER_RESPONSE = 64;
-const NUMERIC_MEMORY = 16;
+/** Counter readings remembered per caller (up to three per ID). */
+const COUNTER_MEMORY = 48;
+const NAME_WALK_COLLECTIONS = 8;
+/** Names in sorted order are a weaker signal than +1 steps (7 random names come sorted once in
+ *  5040 orders), so a wordlist walk needs this many more than a counter walk. */
+const NAME_WALK_EXTRA = 2;
+const EVIDENCE_CHARS = 64;
 
 /** The single principal a response's owner fields name, or undefined (none, or several: a list). */
 export function ownerOf(body: unknown): string | undefined {
@@ -55,13 +65,6 @@ export function ownerOf(body: unknown): string | undefined {
   return owner;
 }
 
-function longestRunThrough(values: readonly number[], v: number): number {
-  const set = new Set(values);
-  let lo = v; while (set.has(lo - 1)) lo--;
-  let hi = v; while (set.has(hi + 1)) hi++;
-  return hi - lo + 1;
-}
-
 export class BolaDetector implements Detector {
   readonly name = BOLA_DETECTOR;
   readonly #settings: BolaSettings;
@@ -73,9 +76,10 @@ export class BolaDetector implements Detector {
   constructor(context: DetectorContext) {
     const { settings, clock } = context;
     this.#settings = settings.bola;
-    this.#known = boundedMap(clock, { caps: settings.caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 64 + k.length * 2 });
+    this.#known = boundedMap(clock, { caps: settings.caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 64 + k.length * 2 }); // not persisted: its keys are raw values from bodies (a password, a card number), never written to disk
+    // Enumeration windows (minutes) are not persisted.
     this.#callers = boundedMap(clock, { caps: settings.caps, ttlMs: 2 * settings.bola.windowMs, sizeOf: (k) => 2048 + k.length * 2 });
-    this.#collections = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 16_384 + k.length * 2 });
+    this.#collections = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 16_384 + k.length * 2, persist: { registry: context.state, name: 'bola.collections' } });
     this.#privileged = compilePattern(settings.bfla.privilegedPattern, 'privileged operations', '');
   }
 
@@ -106,7 +110,7 @@ export class BolaDetector implements Detector {
   #state(caller: string): CallerObjects {
     let s = this.#callers.get(caller);
     if (s === undefined) {
-      s = { numeric: [], flaggedUntil: 0, objectRequests: 0 };
+      s = { flaggedUntil: 0, objectRequests: 0 };
       this.#callers.set(caller, s);
     }
     return s;
@@ -130,17 +134,10 @@ export class BolaDetector implements Detector {
         { objects: unknown.slice(0, 5).map((r) => r.id), flaggedUntil: state.flaggedUntil }));
       return findings;
     }
-    for (const ref of unknown) {
-      if (!/^\d{1,15}$/.test(ref.id)) continue;
-      const v = Number(ref.id);
-      if (!state.numeric.includes(v)) { state.numeric.push(v); if (state.numeric.length > NUMERIC_MEMORY) state.numeric.shift(); }
-      const run = longestRunThrough(state.numeric, v);
-      if (run >= this.#settings.sequentialRun) {
-        state.flaggedUntil = now + this.#settings.windowMs;
-        findings.push(this.#finding(exchange, `sequential ID walk: ${run} consecutive IDs the caller was never given`,
-          { collection: ref.collection, id: ref.id, run, threshold: this.#settings.sequentialRun }));
-        break;
-      }
+    const walk = this.#walk(state, unknown);
+    if (walk !== undefined) {
+      state.flaggedUntil = now + this.#settings.windowMs;
+      findings.push(this.#finding(exchange, walk.summary, walk.evidence));
     }
     return findings;
   }
@@ -227,19 +224,45 @@ export class BolaDetector implements Detector {
     }
   }
 
-  /** The same ID parameter twice with different values: which one does the server authorise? */
-  #pollution(exchange: Exchange): Finding | undefined {
-    const seen = new Map<string, string>();
-    for (const [name, value] of queryParams(exchange.request.path)) {
-      if (!ID_NAME.test(name)) continue;
-      const prev = seen.get(name);
-      if (prev !== undefined && prev !== value) {
-        return this.#finding(exchange, `parameter pollution: ID parameter "${name}" given twice with different values`,
-          { parameter: name, values: [prev, value].map((v) => v.slice(0, 64)) }, 'medium');
+  /** A guessable walk through IDs the caller was never given: consecutive values of one counter
+   *  shape (numeric, prefixed, hex, base 36), or names in strictly sorted order in one collection. */
+  #walk(state: CallerObjects, unknown: readonly ObjectRef[]): { summary: string; evidence: Record<string, unknown> } | undefined {
+    const threshold = this.#settings.sequentialRun;
+    for (const ref of unknown) {
+      const counter = (state.counters ??= new CounterWalks(COUNTER_MEMORY)).observe(ref.id);
+      if (counter !== undefined && counter.run >= threshold) {
+        const { pattern, radix } = counter.reading;
+        const plain = pattern === '{n}';
+        return {
+          summary: plain ? `sequential ID walk: ${counter.run} consecutive IDs the caller was never given`
+            : `guessable ID walk: ${counter.run} consecutive values of ${pattern.slice(0, EVIDENCE_CHARS)} the caller was never given`,
+          evidence: { kind: plain ? 'sequential' : 'counter', collection: ref.collection, id: ref.id.slice(0, EVIDENCE_CHARS), run: counter.run, threshold, pattern: pattern.slice(0, EVIDENCE_CHARS), radix },
+        };
       }
-      seen.set(name, value);
+      const sorted = (state.names ??= new SortedNameWalks(NAME_WALK_COLLECTIONS)).observe(ref.collection, ref.id);
+      if (sorted >= threshold + NAME_WALK_EXTRA) {
+        return {
+          summary: `wordlist walk: ${sorted} names in sorted order the caller was never given`,
+          evidence: { kind: 'sorted-names', collection: ref.collection, id: ref.id.slice(0, EVIDENCE_CHARS), run: sorted, threshold: threshold + NAME_WALK_EXTRA },
+        };
+      }
     }
     return undefined;
+  }
+
+  /** One object reference given twice with different values: which one does the server authorise?
+   *  Where several established callers do it (a follow or multi-get API) it is how the API works,
+   *  judged as public-like collections are. */
+  #pollution(exchange: Exchange): Finding | undefined {
+    const found = findPollution(exchange);
+    if (found === undefined) return undefined;
+    const usage = `pollution\u0000${operationKey(exchange)}\u0000${found.field}\u0000${found.first.where}\u0000${found.second.where}`;
+    if (this.#publicLike(usage)) return undefined;
+    const established = (this.#callers.get(exchange.callerKey)?.objectRequests ?? 0) >= STRANGER_MIN_REQUESTS;
+    this.#recordUse(usage, exchange.callerKey, established);
+    const place = (r: IdReference): Record<string, string> => ({ where: r.where, name: r.name.slice(0, EVIDENCE_CHARS), value: r.value.slice(0, EVIDENCE_CHARS) });
+    return this.#finding(exchange, `parameter pollution: "${found.field.slice(0, EVIDENCE_CHARS)}" given twice with different values (${found.first.where} and ${found.second.where})`,
+      { kind: 'parameter-pollution', field: found.field.slice(0, EVIDENCE_CHARS), places: [place(found.first), place(found.second)] }, 'medium');
   }
 
   /** For tests and the cardinality check: entries held. */
