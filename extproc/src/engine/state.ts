@@ -3,6 +3,7 @@
 // ages state exactly as live traffic did and a cardinality attack only evicts, never grows memory.
 import { LRUCache } from 'lru-cache';
 import type { StateCaps } from './policy-settings.ts';
+import type { PersistOptions, StateRegistry } from './state-snapshot.ts';
 
 /** Event time: the latest request time the engine has seen (never goes backwards). */
 export class EventClock {
@@ -11,19 +12,21 @@ export class EventClock {
   advance(time: number): void { if (Number.isFinite(time) && time > this.#now) this.#now = time; }
 }
 
-export interface BoundedMapOptions {
+export interface BoundedMapOptions<V = unknown> {
   caps: StateCaps;
   ttlMs: number;
   /** Rough size in bytes of one entry (key + value); defaults to a small constant. */
   sizeOf?: (key: string, value: unknown) => number;
+  /** Long-term state: saved and restored across restarts under this stable name (state-snapshot.ts). */
+  persist?: PersistOptions<V>;
 }
 
 const DEFAULT_ENTRY_BYTES = 256;
 
 /** An lru-cache keyed by string with the caps, TTL and clock every detector uses. */
-export function boundedMap<V extends {}>(clock: EventClock, options: BoundedMapOptions): LRUCache<string, V> {
+export function boundedMap<V extends {}>(clock: EventClock, options: BoundedMapOptions<V>): LRUCache<string, V> {
   const sizeOf = options.sizeOf;
-  return new LRUCache<string, V>({
+  const map = new LRUCache<string, V>({
     max: Math.max(1, options.caps.maxEntries),
     maxSize: Math.max(1, options.caps.maxBytes),
     sizeCalculation: (value, key) => Math.max(1, sizeOf ? sizeOf(key, value) : DEFAULT_ENTRY_BYTES + key.length * 2),
@@ -32,6 +35,21 @@ export function boundedMap<V extends {}>(clock: EventClock, options: BoundedMapO
     updateAgeOnGet: false,
     perf: clock,
   });
+  const persist = options.persist;
+  persist?.registry?.register(persist.name, map, persist.codec);
+  return map;
+}
+
+/** Parsing for fromJSON: a number (infinite only where allowed), else a clear error. */
+function numberField(o: Record<string, unknown> | unknown[], name: string, allowInfinite = false): number {
+  const v = (o as Record<string, unknown>)[name];
+  if (typeof v !== 'number' || Number.isNaN(v) || (!allowInfinite && !Number.isFinite(v))) throw new Error(`${name} is not a number`);
+  return v;
+}
+
+function recordOf(json: unknown, what: string): Record<string, unknown> {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${what}: not an object`);
+  return json as Record<string, unknown>;
 }
 
 /** Events per key in a sliding window, in a fixed number of buckets (constant memory per key). */
@@ -60,6 +78,22 @@ export class WindowCount {
     for (let i = 0; i < WindowCount.BUCKETS; i++) if (this.#starts[i]! > oldest) sum += this.#counts[i]!;
     return sum;
   }
+
+  toJSON(): { windowMs: number; starts: number[]; counts: number[] } {
+    return { windowMs: this.#width * WindowCount.BUCKETS, starts: [...this.#starts], counts: [...this.#counts] };
+  }
+
+  static fromJSON(json: unknown): WindowCount {
+    const o = recordOf(json, 'WindowCount');
+    const w = new WindowCount(numberField(o, 'windowMs'));
+    const { starts, counts } = o;
+    if (!Array.isArray(starts) || !Array.isArray(counts) || starts.length !== WindowCount.BUCKETS || counts.length !== WindowCount.BUCKETS) throw new Error('WindowCount: wrong bucket count');
+    for (let i = 0; i < WindowCount.BUCKETS; i++) {
+      w.#starts[i] = numberField(starts, String(i), true);
+      w.#counts[i] = numberField(counts, String(i));
+    }
+    return w;
+  }
 }
 
 /** Distinct values seen per key in a sliding window, at most `cap` of them (oldest dropped first). */
@@ -86,6 +120,21 @@ export class WindowDistinct {
   size(time: number): number { this.#prune(time); return this.#lastSeen.size; }
 
   values(): IterableIterator<string> { return this.#lastSeen.keys(); }
+
+  toJSON(): { windowMs: number; cap: number; lastSeen: [string, number][] } {
+    return { windowMs: this.#windowMs, cap: this.#cap, lastSeen: [...this.#lastSeen] };
+  }
+
+  static fromJSON(json: unknown): WindowDistinct {
+    const o = recordOf(json, 'WindowDistinct');
+    const d = new WindowDistinct(numberField(o, 'windowMs'), numberField(o, 'cap'));
+    if (!Array.isArray(o.lastSeen)) throw new Error('WindowDistinct: lastSeen is not a list');
+    for (const pair of o.lastSeen as unknown[]) {
+      if (!Array.isArray(pair) || typeof pair[0] !== 'string') throw new Error('WindowDistinct: malformed value');
+      d.#lastSeen.set(pair[0], numberField(pair, '1'));
+    }
+    return d;
+  }
 
   #prune(time: number): void {
     for (const [v, t] of this.#lastSeen) {
@@ -117,6 +166,19 @@ export class Ewma {
   get samples(): number { return this.#samples; }
   get mean(): number { return this.#mean; }
   get stddev(): number { return Math.sqrt(this.#variance); }
+
+  toJSON(): { alpha: number; mean: number; variance: number; samples: number } {
+    return { alpha: this.#alpha, mean: this.#mean, variance: this.#variance, samples: this.#samples };
+  }
+
+  static fromJSON(json: unknown): Ewma {
+    const o = recordOf(json, 'Ewma');
+    const e = new Ewma(numberField(o, 'alpha'));
+    e.#mean = numberField(o, 'mean');
+    e.#variance = numberField(o, 'variance');
+    e.#samples = numberField(o, 'samples');
+    return e;
+  }
 }
 
 /** Exponentially weighted mean and variance of per-window counts (one baseline per key). */
@@ -125,8 +187,9 @@ export class WindowBaseline {
   #windowStart = -Infinity;
   #current = 0;
   #excluded = false;
-  readonly #stats: Ewma;
-  readonly #sliding: WindowCount;
+  // Not readonly: fromJSON replaces them with the restored ones.
+  #stats: Ewma;
+  #sliding: WindowCount;
 
   constructor(windowMs: number, alpha = 0.2) {
     this.#windowMs = windowMs;
@@ -164,6 +227,23 @@ export class WindowBaseline {
   #fold(count: number): void {
     this.#stats.add(count);
   }
+
+  toJSON(): { windowMs: number; windowStart: number; current: number; excluded: boolean; stats: Ewma; sliding: WindowCount } {
+    return { windowMs: this.#windowMs, windowStart: this.#windowStart, current: this.#current, excluded: this.#excluded, stats: this.#stats, sliding: this.#sliding };
+  }
+
+  /** Takes toJSON()'s shape with `stats` and `sliding` already revived (or as their own JSON). */
+  static fromJSON(json: unknown): WindowBaseline {
+    const o = recordOf(json, 'WindowBaseline');
+    const b = new WindowBaseline(numberField(o, 'windowMs'));
+    b.#windowStart = numberField(o, 'windowStart', true);
+    b.#current = numberField(o, 'current');
+    if (typeof o.excluded !== 'boolean') throw new Error('excluded is not a boolean');
+    b.#excluded = o.excluded;
+    b.#stats = o.stats instanceof Ewma ? o.stats : Ewma.fromJSON(o.stats);
+    b.#sliding = o.sliding instanceof WindowCount ? o.sliding : WindowCount.fromJSON(o.sliding);
+    return b;
+  }
 }
 
 /** Per-service learning: judgements about "new" behaviour wait until the service has been
@@ -173,8 +253,8 @@ export class LearningTracker {
   readonly #minDurationMs: number;
   readonly #minRequests: number;
 
-  constructor(clock: EventClock, caps: StateCaps, minDurationMs: number, minRequests: number) {
-    this.#firstSeen = boundedMap(clock, { caps: { maxEntries: Math.min(caps.maxEntries, 10_000), maxBytes: caps.maxBytes }, ttlMs: 7 * 24 * 3600_000 });
+  constructor(clock: EventClock, caps: StateCaps, minDurationMs: number, minRequests: number, registry?: StateRegistry) {
+    this.#firstSeen = boundedMap(clock, { caps: { maxEntries: Math.min(caps.maxEntries, 10_000), maxBytes: caps.maxBytes }, ttlMs: 7 * 24 * 3600_000, persist: { registry, name: 'learning.first-seen' } });
     this.#minDurationMs = minDurationMs;
     this.#minRequests = minRequests;
   }

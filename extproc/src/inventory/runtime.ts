@@ -17,6 +17,8 @@ export interface InventoryRuntime {
   inventory: Inventory;
   specs: SpecRegistry;
   loaded?: LoadResult;
+  /** The SQLite store, when a file is given (other state can attach to it). */
+  store?: InventoryStore;
   /** Spec loads that failed at start (the service then runs without that spec). */
   specErrors: Extract<SpecLoadResult, { ok: false }>[];
   /** Detaches from the engine, flushes and closes the file. */
@@ -37,7 +39,7 @@ export async function startInventory(engine: Engine, options: InventoryRuntimeOp
   const detach = engine.addObserver(inventory.observer());
   return {
     inventory, specs, specErrors,
-    ...(opened ? { loaded: opened.loaded } : {}),
+    ...(opened ? { loaded: opened.loaded, store: opened.store } : {}),
     close: () => {
       detach();
       opened?.store.close();

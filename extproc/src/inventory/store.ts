@@ -19,6 +19,15 @@ export interface StoreOptions {
   readOnly?: boolean;
 }
 
+/** Other state kept in the same file (detector baselines): loaded when attached, saved inside every
+ *  flush's transaction and on close. */
+export interface StoreSection {
+  load(db: DatabaseSync): void;
+  /** Called before each timed flush: slow preparation here runs without blocking the event loop. */
+  prepare?(): Promise<void>;
+  save(db: DatabaseSync): void;
+}
+
 export interface LoadResult {
   operations: number;
   services: number;
@@ -33,7 +42,9 @@ export class InventoryStore implements InventorySink {
   readonly #readOnly: boolean;
   readonly #records = new Map<string, { service: string; key: string }>();
   readonly #learners = new Set<string>();
+  readonly #sections: StoreSection[] = [];
   #timer: NodeJS.Timeout | undefined;
+  #preparing = false;
   #flushes = 0;
 
   private constructor(file: string, inventory: Inventory, options: StoreOptions) {
@@ -58,10 +69,22 @@ export class InventoryStore implements InventorySink {
     if (!store.#readOnly) {
       inventory.setSink(store);
       const interval = options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
-      store.#timer = setInterval(() => store.flush(), interval);
+      store.#timer = setInterval(() => void store.#timedFlush(), interval);
       store.#timer.unref();
     }
     return { store, loaded };
+  }
+
+  /** Sections prepare first (asynchronously), then everything is written in one transaction. */
+  async #timedFlush(): Promise<void> {
+    if (this.#preparing) return;
+    this.#preparing = true;
+    try {
+      await Promise.all(this.#sections.map((s) => s.prepare?.()));
+      if (this.#timer !== undefined) this.flush(); // not if closed meanwhile (close flushed)
+    } finally {
+      this.#preparing = false;
+    }
   }
 
   get flushes(): number {
@@ -98,6 +121,12 @@ export class InventoryStore implements InventorySink {
     return result;
   }
 
+  /** Loads the section from the file now and saves it with every flush from here on. */
+  attach(section: StoreSection): void {
+    section.load(this.#db);
+    if (!this.#readOnly) this.#sections.push(section);
+  }
+
   recordChanged(service: string, key: string): void {
     this.#records.set(`${service}\u0000${key}`, { service, key });
   }
@@ -108,7 +137,7 @@ export class InventoryStore implements InventorySink {
 
   /** Writes every change since the last flush in one transaction. */
   flush(): void {
-    if (this.#readOnly || (this.#records.size === 0 && this.#learners.size === 0)) return;
+    if (this.#readOnly || (this.#records.size === 0 && this.#learners.size === 0 && this.#sections.length === 0)) return;
     const upsert = this.#db.prepare('INSERT OR REPLACE INTO operations (service, key, record) VALUES (?, ?, ?)');
     const remove = this.#db.prepare('DELETE FROM operations WHERE service = ? AND key = ?');
     const saveLearner = this.#db.prepare('INSERT OR REPLACE INTO learners (service, tree) VALUES (?, ?)');
@@ -123,6 +152,7 @@ export class InventoryStore implements InventorySink {
         const learner = this.#inventory.state(service)?.learner;
         if (learner) saveLearner.run(service, JSON.stringify(learner.serialize()));
       }
+      for (const section of this.#sections) section.save(this.#db);
       this.#db.exec('COMMIT');
     } catch (err) {
       this.#db.exec('ROLLBACK');

@@ -38,8 +38,8 @@ export class BflaDetector implements Detector {
     // Case-sensitive on purpose: the pattern's camelCase prefixes (adminX, systemY) need it.
     this.#privileged = compilePattern(settings.bfla.privilegedPattern, 'privileged operations', '');
     this.#privilegedOperations = settings.bfla.privilegedOperations.map((p, i) => compilePattern(p, `privileged operation ${i}`));
-    this.#callers = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 4096 + k.length * 2 });
-    this.#resources = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 1024 + k.length * 2 });
+    this.#callers = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 4096 + k.length * 2, persist: { registry: context.state, name: 'bfla.callers' } });
+    this.#resources = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 1024 + k.length * 2, persist: { registry: context.state, name: 'bfla.resources' } });
     this.#context = context;
   }
 

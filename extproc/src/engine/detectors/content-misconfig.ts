@@ -22,7 +22,7 @@ export class ContentMisconfigDetector implements Detector {
 
   constructor(context: DetectorContext, content: ContentContext) {
     this.#content = content;
-    this.#posture = boundedMap(context.clock, { caps: context.settings.caps, ttlMs: 30 * 24 * 3600_000, sizeOf: (k) => 4096 + k.length * 2 });
+    this.#posture = boundedMap(context.clock, { caps: context.settings.caps, ttlMs: 30 * 24 * 3600_000, sizeOf: (k) => 4096 + k.length * 2, persist: { registry: context.state, name: 'misconfig.posture' } });
   }
 
   /** The standing misconfigurations of every operation seen, most recent operations first. */

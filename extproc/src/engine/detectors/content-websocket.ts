@@ -19,7 +19,7 @@ export class ContentWebSocketDetector implements Detector {
 
   constructor(context: DetectorContext, content: ContentContext) {
     this.#content = content;
-    this.#rates = boundedMap(context.clock, { caps: context.settings.caps, ttlMs: 2 * MINUTE });
+    this.#rates = boundedMap(context.clock, { caps: context.settings.caps, ttlMs: 2 * MINUTE }); // a 2-minute window: not persisted
   }
 
   onRequest(exchange: Exchange): Finding[] | undefined {

@@ -20,7 +20,7 @@ export class LateralMovementDetector implements Detector {
 
   constructor(context: DetectorContext) {
     const { settings, clock } = context;
-    this.#edges = boundedMap(clock, { caps: settings.caps, ttlMs: 30 * 24 * 3600_000 });
+    this.#edges = boundedMap(clock, { caps: settings.caps, ttlMs: 30 * 24 * 3600_000, persist: { registry: context.state, name: 'lateral.edges' } });
     this.#context = context;
     this.#scopes = settings.lateral.scopes.map((s, i) => ({
       identity: s.identity.endsWith('*') ? s.identity.slice(0, -1) : s.identity,
