@@ -19,6 +19,7 @@ import { startPolicyRuntime } from '../../extproc/src/policy/runtime.ts';
 import { PolicyServerWiring } from '../../extproc/src/policy/server-wiring.ts';
 import { createLogger } from '../../extproc/src/log.ts';
 import { rawRequest } from '../support/raw-http.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const TOKEN = 'e2e-admin-token-0123456789';
 const CLIENT = 'default/client';
@@ -27,15 +28,6 @@ const HOST = 'orders.shop';
 
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
 const UNSIGNED_JWT = `${b64({ alg: 'none' })}.${b64({ sub: 'mallory', iss: 'https://idp' })}.`;
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 const SPEC = `openapi: 3.0.3
 info: { title: orders, version: '1' }
@@ -53,10 +45,27 @@ paths:
       responses: { '200': { description: ok } }
 `;
 
-test('policy -> filter tables (deny, sampling), specs -> filter templates and contracts, learned templates -> filter', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'meshward-wiring-'));
+/** Writes policies ("namespace/name" -> the YAML under `spec:`) to one file and runs the file policy
+ *  source on it, as `meshward serve --policy FILE` does. */
+async function startFilePolicies(engine: Engine, specs: Record<string, string>, wiring?: PolicyServerWiring, files: Record<string, string> = {}) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'meshward-policies-'));
+  const docs = Object.entries(specs).map(([key, spec]) => {
+    const [namespace, name] = key.split('/');
+    return `apiVersion: security.meshward.io/v1alpha1\nkind: ApiSecurityPolicy\nmetadata: { name: ${name}, namespace: ${namespace} }\nspec:\n${spec}`;
+  });
+  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+  await writeFile(path.join(dir, 'policies.yaml'), docs.join('\n---\n'));
+  const policies = await startPolicyRuntime({
+    source: 'file', files: [path.join(dir, 'policies.yaml')], namespace: 'meshward', engine, log: createLogger('silent'),
+    ...(wiring ? { detectors: wiring.detectors, onApplied: wiring.onApplied } : {}),
+  });
+  return { policies, stop: async () => { await policies.stop(); await rm(dir, { recursive: true, force: true }); } };
+}
+
+/** The composition `meshward serve` runs (cli/serve.ts): policy wiring, engine, inventory and the
+ *  filter tables route, recording decisions and findings. */
+async function startWiredServer() {
   const log = createLogger('silent');
-  // The composition `meshward serve` runs (cli/serve.ts), with a fast template sync.
   const wiring = new PolicyServerWiring(log);
   const engine = new Engine({ denyRules: [], detectors: wiring.detectors });
   const inventory = await startInventory(engine, {});
@@ -67,6 +76,12 @@ test('policy -> filter tables (deny, sampling), specs -> filter templates and co
   const seen: RequestEvent[] = [];
   const findings: Finding[] = [];
   engine.addObserver({ onDecision: ({ request }) => { seen.push(request); }, onFinding: (f) => { findings.push(f); } });
+  return { log, wiring, engine, inventory, router, store, seen, findings };
+}
+
+test('policy -> filter tables (deny, sampling), specs -> filter templates and contracts, learned templates -> filter', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'meshward-wiring-'));
+  const { log, wiring, engine, inventory, router, store, seen, findings } = await startWiredServer();
   const mesh = await startLocalMesh({
     callers: [CLIENT, BLOCKED],
     engine,
@@ -127,29 +142,15 @@ spec:
 });
 
 test('per-namespace policy at request time: mode, deny rules and detector settings of shop vs lab, from each sidecar node metadata', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'meshward-ns-'));
-  const log = createLogger('silent');
   const engine = new Engine({ denyRules: [] });
   const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
-  await writeFile(path.join(dir, 'policies.yaml'), `apiVersion: security.meshward.io/v1alpha1
-kind: ApiSecurityPolicy
-metadata: { name: mesh-default, namespace: meshward }
-spec: { mode: monitor }
----
-apiVersion: security.meshward.io/v1alpha1
-kind: ApiSecurityPolicy
-metadata: { name: shop, namespace: shop }
-spec:
-  mode: enforce
+  const policies = await startFilePolicies(engine, {
+    'meshward/mesh-default': '  mode: monitor',
+    'shop/shop': `  mode: enforce
   rateLimits: [{ name: orders-tight, path: /orders/*, requests: 2, per: minute }]
-  callGraph: { deny: [{ from: "${CLIENT_ID}", paths: [/admin/*] }] }
----
-apiVersion: security.meshward.io/v1alpha1
-kind: ApiSecurityPolicy
-metadata: { name: lab-strict, namespace: lab }
-spec: { mode: enforce, selector: { matchLabels: { app: strict } } }
-`);
-  const policies = await startPolicyRuntime({ source: 'file', files: [path.join(dir, 'policies.yaml')], namespace: 'meshward', engine, log });
+  callGraph: { deny: [{ from: "${CLIENT_ID}", paths: [/admin/*] }] }`,
+    'lab/lab-strict': '  { mode: enforce, selector: { matchLabels: { app: strict } } }',
+  });
   const seen: RequestEvent[] = [];
   const findings: Finding[] = [];
   engine.addObserver({ onDecision: ({ request }) => { seen.push(request); }, onFinding: (f) => { findings.push(f); } });
@@ -183,6 +184,92 @@ spec: { mode: enforce, selector: { matchLabels: { app: strict } } }
     await shop.stop();
     await lab.stop();
     await policies.stop();
-    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('callGraph default deny (enforce and monitor) and a rate limit for one caller with a burst, in real Envoy with real SPIFFE callers', async () => {
+  const engine = new Engine({ denyRules: [] });
+  const [WEB, BATCH, TOOL] = ['default/web', 'default/batch', 'lab/tool'];
+  const BATCH_ID = 'spiffe://cluster.local/ns/default/sa/batch';
+  const graph = `  callGraph: { default: deny, allow: [{ from: "spiffe://cluster.local/ns/default/*" }] }`;
+  const policies = await startFilePolicies(engine, {
+    'meshward/mesh-default': '  mode: monitor',
+    'shop/shop': `  mode: enforce\n${graph}\n  rateLimits: [{ name: batch-burst, caller: "${BATCH_ID}", path: /orders/*, requests: 1, per: minute, burst: 3 }]`,
+    'lab/lab': `  mode: monitor\n${graph}`,
+  });
+  const findings: Finding[] = [];
+  engine.addObserver({ onFinding: (f) => { findings.push(f); } });
+  const shop = await startLocalMesh({ callers: [WEB, BATCH, TOOL], server: 'shop/orders', engine, serverNodeMetadata: { NAMESPACE: 'shop', WORKLOAD_NAME: 'orders' } });
+  const lab = await startLocalMesh({ callers: [TOOL], server: 'lab/orders', engine, serverNodeMetadata: { NAMESPACE: 'lab', WORKLOAD_NAME: 'orders' } });
+  try {
+    assert.equal(shop.spiffeIdOf(BATCH), BATCH_ID);
+    assert.deepEqual(policies.policies.last?.errors.size, 0, 'the policies are valid');
+    const order = (mesh: typeof shop, caller: string) => rawRequest(mesh.urlFor(caller), { path: '/orders/7', headers: [['host', HOST]] }).then((r) => r.status);
+    const graphFindings = () => findings.filter((f) => f.detector === 'call-graph');
+    // Each namespace's first request builds its detector set (hundreds of ms on a loaded machine,
+    // beyond ext_proc's message timeout): build both before judging.
+    await waitFor('shop profile ready', async () => (await order(shop, WEB)) === 200);
+    await waitFor('lab profile ready', async () => (await order(lab, TOOL)) === 200);
+    findings.length = 0;
+
+    // Allow-list: ns/default/* may call shop; lab/tool may not (403 and a lateral-movement finding).
+    assert.equal(await order(shop, WEB), 200);
+    assert.equal(await order(shop, TOOL), 403);
+    assert.deepEqual(graphFindings().map((f) => [f.category, f.evidence.workload]), [['LATERAL-Movement', shop.spiffeIdOf(TOOL)]]);
+    // The same call graph in lab's monitor policy: the call passes, the finding is recorded.
+    assert.equal(await order(lab, TOOL), 200);
+    assert.equal(graphFindings().length, 2);
+
+    // batch's bucket: 3 tokens, then 429; web (not named by the limit) is not limited.
+    assert.deepEqual([await order(shop, BATCH), await order(shop, BATCH), await order(shop, BATCH), await order(shop, BATCH)], [200, 200, 200, 429]);
+    const limited = findings.filter((f) => f.detector === 'resource-consumption' && f.evidence.rule === 'batch-burst');
+    assert.equal(limited.length, 1);
+    assert.equal(limited[0]!.evidence.burst, 3);
+    for (let i = 0; i < 5; i++) assert.equal(await order(shop, WEB), 200);
+  } finally {
+    await shop.stop();
+    await lab.stop();
+    await policies.stop();
+  }
+});
+
+test('spec.content per namespace: contracts monitor lets a mass-assignment request through (200 + finding), enforce denies it (403)', async () => {
+  const { wiring, engine, inventory, router, store, seen, findings } = await startWiredServer();
+  const common = '  mode: enforce\n  sampling: { bodyRate: 1 }\n  apiSpecs: [{ name: orders, host: ' + HOST + ', file: orders.yaml }]';
+  const policies = await startFilePolicies(engine, {
+    'meshward/mesh-default': common,
+    'shop/shop': `${common}\n  content: { contracts: { mode: monitor } }`,
+    'lab/lab': common,
+  }, wiring, { 'orders.yaml': SPEC });
+  wiring.serveFilterTables(store, 200);
+  const pluginConfig = { refresh: { cluster: FILTER_CONFIG_CLUSTER, path: FILTER_CONFIG_PATH, token: TOKEN, intervalMs: 200 } };
+  const shop = await startLocalMesh({ callers: [CLIENT], server: 'shop/orders', engine, admin: { router, token: TOKEN }, pluginConfig, serverNodeMetadata: { NAMESPACE: 'shop', WORKLOAD_NAME: 'orders' } });
+  const lab = await startLocalMesh({ callers: [CLIENT], server: 'lab/orders', engine, admin: { router, token: TOKEN }, pluginConfig, serverNodeMetadata: { NAMESPACE: 'lab', WORKLOAD_NAME: 'orders' } });
+  try {
+    assert.equal(policies.policies.last?.errors.size, 0, 'the policies are valid');
+    const massAssignment = (mesh: typeof shop) => rawRequest(mesh.urlFor(CLIENT), {
+      method: 'POST', path: '/orders', headers: [['host', HOST], ['content-type', 'application/json']], body: '{"item":"book","isAdmin":true}',
+    });
+    await waitFor('the spec loaded and bodies sampled in both namespaces', async () => {
+      if (wiring.specStatus()?.[0]?.loaded !== true) return false;
+      for (const mesh of [shop, lab]) {
+        await rawRequest(mesh.urlFor(CLIENT), { method: 'POST', path: '/orders', headers: [['host', HOST], ['content-type', 'application/json']], body: '{"item":"pen"}' });
+        if (seen.at(-1)?.sampled !== true) return false;
+      }
+      return true;
+    });
+    const contractFindings = (namespace: string) => findings.filter((f) => f.detector === 'content-contract' && seen.find((r) => r.requestId === f.requestId)?.sidecarWorkload?.namespace === namespace);
+    const monitored = await massAssignment(shop);
+    assert.equal(monitored.status, 200, 'shop: content.contracts.mode monitor');
+    assert.ok(contractFindings('shop').some((f) => f.category.startsWith('API3') && f.enforcement === 'none'), 'shop: reported');
+    const denied = await massAssignment(lab);
+    assert.equal(denied.status, 403, 'lab: contracts enforced');
+    assert.ok(contractFindings('lab').some((f) => f.category.startsWith('API3') && f.enforcement === 'deny'));
+  } finally {
+    wiring.stop();
+    await policies.stop();
+    inventory.close();
+    await shop.stop();
+    await lab.stop();
   }
 });

@@ -172,7 +172,8 @@ describe('policy -> engine settings', () => {
     ]);
     const monitor = engineSettingsFor({ mode: 'monitor', callGraph: { deny: [deny] } });
     assert.deepEqual(monitor.engine.denyRules, []);
-    assert.deepEqual(monitor.notApplied.map((n) => n.path), ['spec.callGraph.deny[0]']);
+    assert.deepEqual(monitor.notApplied, [], 'monitor mode: the call-graph detector reports them');
+    assert.deepEqual(monitor.detectors.lateral?.callGraph, { default: 'allow', allow: [], deny: [deny] });
   });
 
   test('thresholds, JWT issuers, rate limits and agent scopes map onto detector settings', () => {

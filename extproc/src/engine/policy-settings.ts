@@ -3,6 +3,8 @@
 // keeps the default below. Thresholds are principles (ratios to learned baselines, counts per
 // window), not numbers fitted to one application.
 
+import type { ContentSettingsInput } from '../inspect/settings.ts';
+
 export interface StateCaps {
   /** Entries per bounded map (per detector and kind of state). */
   maxEntries: number;
@@ -53,6 +55,9 @@ export interface AuthSettings {
   trustedIssuers: string[];
   /** JSON Web Key Set per issuer (or "*" for any); tokens from it must verify. */
   jwks: Record<string, { keys: Record<string, unknown>[] }>;
+  /** JWKS URL per issuer, fetched and refreshed in the background (engine/jwks-remote.ts); an inline
+   *  `jwks` for the same issuer wins. */
+  jwksUris: Record<string, string>;
   /** Clock skew tolerated on exp/nbf. */
   clockSkewMs: number;
 }
@@ -64,6 +69,11 @@ export interface RateLimitRule {
   /** Requests per caller and window. */
   limit: number;
   windowMs: number;
+  /** Only callers whose SPIFFE ID equals this, or starts with it when it ends in "*"; absent = all. */
+  caller?: string;
+  /** Present: a token bucket like the filter's, holding at most `burst` tokens (>= limit; starts
+   *  full) and refilled at `limit` per window. Absent: a sliding-window count of `limit`. */
+  burst?: number;
 }
 
 export interface ResourceSettings {
@@ -115,8 +125,19 @@ export interface BusinessFlow {
   requires?: FlowStepRule[];
 }
 
+/** A flow declared in policy: ordered steps one caller goes through within a time window. */
+export interface DeclaredFlow {
+  name: string;
+  /** Regular expressions on the operation id "METHOD host template", in the flow's order. */
+  steps: { operation: string; maxPerFlow?: number }[];
+  /** A step counts as part of the flow only this long after the flow's first step. */
+  withinMs: number;
+}
+
 export interface FlowSettings {
   flows: BusinessFlow[];
+  /** Flows from policy; a request that is one of their steps is judged by them, not by `flows`. */
+  declared: DeclaredFlow[];
   /** Inter-arrival coefficient of variation below this, over the last N events, is machine-regular. */
   regularityCv: number;
   regularitySamples: number;
@@ -129,13 +150,33 @@ export interface AgentScope {
   allow: string[];
 }
 
+export interface CallRule {
+  /** SPIFFE ID, or a prefix ending in "*". */
+  from: string;
+  /** Methods (upper-case) the rule covers; absent or empty = all. */
+  methods?: string[];
+  /** Paths, exact or prefix ending in "*"; absent or empty = all. */
+  paths?: string[];
+}
+
+export interface CallGraphSettings {
+  /** allow: callers not listed in `allow` pass (deny rules still apply); deny: only listed callers pass. */
+  default: 'allow' | 'deny';
+  allow: CallRule[];
+  deny: CallRule[];
+}
+
 export interface LateralSettings {
   /** Non-human / AI-agent identities held to least-privilege scopes. */
   scopes: AgentScope[];
+  /** The call graph policy allows (detectors/call-graph.ts). */
+  callGraph: CallGraphSettings;
 }
 
 export interface DetectorSettings {
   learning: LearningSettings;
+  /** Content-inspection settings from policy, over the server's (detectors/content.ts). */
+  content: ContentSettingsInput;
   caps: StateCaps;
   bola: BolaSettings;
   auth: AuthSettings;
@@ -159,6 +200,7 @@ export const DEFAULT_FLOWS: readonly BusinessFlow[] = [
 export function defaultDetectorSettings(): DetectorSettings {
   return {
     learning: { minDurationMs: MINUTE, minRequests: 100 },
+    content: {},
     caps: { maxEntries: 50_000, maxBytes: 32 * 1024 * 1024 },
     bola: { windowMs: 10 * MINUTE, foreignThreshold: 3, unexplainedThreshold: 8, sequentialRun: 5, deniedBurst: 10 },
     auth: {
@@ -173,6 +215,7 @@ export function defaultDetectorSettings(): DetectorSettings {
       authenticatedShare: 0.95,
       trustedIssuers: [],
       jwks: {},
+      jwksUris: {},
       clockSkewMs: 30_000,
     },
     resource: {
@@ -190,8 +233,8 @@ export function defaultDetectorSettings(): DetectorSettings {
       privilegedOperations: [],
       minReadsBeforeTampering: 5,
     },
-    flows: { flows: DEFAULT_FLOWS.map((f) => ({ ...f })), regularityCv: 0.15, regularitySamples: 12 },
-    lateral: { scopes: [] },
+    flows: { flows: DEFAULT_FLOWS.map((f) => ({ ...f })), declared: [], regularityCv: 0.15, regularitySamples: 12 },
+    lateral: { scopes: [], callGraph: { default: 'allow', allow: [], deny: [] } },
   };
 }
 

@@ -7,7 +7,7 @@ import { ALLOW } from './decision.ts';
 export interface DenyRule {
   /** Rule name, reported in decisions and logs. */
   name: string;
-  /** Exact SPIFFE ID of the caller. */
+  /** SPIFFE ID of the caller, exact or a prefix ending in "*". */
   identity: string;
   /** Optional HTTP method (upper-case); absent = any method. */
   method?: string;
@@ -15,20 +15,29 @@ export interface DenyRule {
   path?: string;
 }
 
-function pathWithoutQuery(path: string): string {
+export function pathWithoutQuery(path: string): string {
   const q = path.indexOf('?');
   return q === -1 ? path : path.slice(0, q);
 }
 
-function pathMatches(pattern: string, path: string): boolean {
+/** Exact path, or prefix when the pattern ends with "*". */
+export function pathMatches(pattern: string, path: string): boolean {
   return pattern.endsWith('*') ? path.startsWith(pattern.slice(0, -1)) : path === pattern;
+}
+
+/** Exact SPIFFE ID, or prefix when the pattern ends with "*". */
+export function identityMatches(pattern: string, identity: string): boolean {
+  return pattern.endsWith('*') ? identity.startsWith(pattern.slice(0, -1)) : identity === pattern;
 }
 
 export class DenyRules {
   readonly #byIdentity = new Map<string, DenyRule[]>();
+  /** Rules whose identity is a prefix (few; checked in turn). */
+  readonly #byPrefix: { prefix: string; rule: DenyRule }[] = [];
 
   constructor(rules: readonly DenyRule[]) {
     for (const rule of rules) {
+      if (rule.identity.endsWith('*')) { this.#byPrefix.push({ prefix: rule.identity.slice(0, -1), rule }); continue; }
       const list = this.#byIdentity.get(rule.identity) ?? [];
       list.push(rule);
       this.#byIdentity.set(rule.identity, list);
@@ -38,8 +47,10 @@ export class DenyRules {
   evaluate(event: RequestEvent): Decision {
     const workload = event.caller.workload;
     if (workload === undefined) return ALLOW;
-    const rules = this.#byIdentity.get(workload);
-    if (rules === undefined) return ALLOW;
+    const exact = this.#byIdentity.get(workload);
+    const prefixed = this.#byPrefix.length === 0 ? [] : this.#byPrefix.filter((p) => workload.startsWith(p.prefix)).map((p) => p.rule);
+    if (exact === undefined && prefixed.length === 0) return ALLOW;
+    const rules = exact === undefined ? prefixed : [...exact, ...prefixed];
     const path = pathWithoutQuery(event.path);
     for (const rule of rules) {
       if (rule.method !== undefined && rule.method !== event.method) continue;

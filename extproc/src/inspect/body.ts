@@ -8,6 +8,7 @@ import { DEFAULT_BODY_LIMITS, type BodyLimits } from './limits.ts';
 import { parseJsonBounded } from './json.ts';
 import { decodeOffThread } from './body-pool.ts';
 import { rememberJson } from '../engine/body.ts';
+import { bodyCutOf, type BodyCut } from '../engine/body-cap.ts';
 
 export type BodyProblemCode =
   | 'truncated' | 'decompression-bomb' | 'decompression-failed' | 'unsupported-encoding'
@@ -173,11 +174,17 @@ function parseMultipart(bytes: Buffer, boundary: string | undefined, limits: Bod
   return { fields, files };
 }
 
+function policyCutProblem(cut: BodyCut): BodyProblem {
+  return { code: 'truncated', detail: `body of ${cut.wireBytes} bytes inspected up to the policy's ${cut.inspectedBytes}-byte cap (sampling.maxBodyBytes)` };
+}
+
 export function decodeBody(body: Buffer | undefined, headers: Headers, limits: BodyLimits = DEFAULT_BODY_LIMITS): DecodedBody {
   const media = parseMediaType(headers.get('content-type')?.[0]);
   const problems: BodyProblem[] = [];
-  const wireBytes = body?.length ?? 0;
+  const policyCut = bodyCutOf(body);
+  const wireBytes = policyCut?.wireBytes ?? body?.length ?? 0;
   if (body === undefined || body.length === 0) return { content: { kind: 'empty' }, text: '', mediaType: media.type, wireBytes, problems };
+  if (policyCut !== undefined) problems.push(policyCutProblem(policyCut));
 
   let bytes = body;
   if (bytes.length > limits.maxBodyBytes) {
@@ -249,6 +256,11 @@ export class BodyDecoder {
     const encoded = headers.has('content-encoding');
     return decodeOffThread(body, headers, this.limits, deadlineMs).then(
       (decoded) => {
+        // The worker never sees the policy's cut (a per-process WeakMap): add it here.
+        const cut = bodyCutOf(body);
+        if (cut !== undefined) {
+          decoded = { ...decoded, wireBytes: cut.wireBytes, problems: [policyCutProblem(cut), ...decoded.problems] };
+        }
         this.#cache.set(body, decoded);
         // The engine's own JSON view (engine/body.ts) reads raw bytes: only an unencoded JSON body is JSON there.
         rememberJson(body, decoded.content.kind === 'json' && !encoded ? decoded.content.value : undefined);

@@ -1,9 +1,17 @@
 // Policy -> engine settings. What the engine can take today is mapped; every policy field it cannot
 // take yet is listed in `notApplied` (reported in the policy's status) instead of being dropped silently.
-import type { EngineConfig } from '../engine/engine.ts';
+import type { DetectorModes, EngineConfig } from '../engine/engine.ts';
 import type { DenyRule } from '../engine/rules.ts';
-import { defaultDetectorSettings, type DetectorSettingsInput, type RateLimitRule } from '../engine/policy-settings.ts';
+import { defaultDetectorSettings, type DeclaredFlow, type DetectorSettingsInput, type RateLimitRule } from '../engine/policy-settings.ts';
+import { BOLA_DETECTOR } from '../engine/detectors/bola.ts';
+import { BROKEN_AUTH_DETECTOR } from '../engine/detectors/broken-auth.ts';
+import { RESOURCE_DETECTOR } from '../engine/detectors/resource-consumption.ts';
+import { BFLA_DETECTOR } from '../engine/detectors/bfla.ts';
+import { FLOWS_DETECTOR } from '../engine/detectors/business-flows.ts';
+import { LATERAL_DETECTOR } from '../engine/detectors/lateral-movement.ts';
 import type { FieldError } from './structural-schema.ts';
+import { escapeRegex, operationPattern, pathPattern } from './operation-pattern.ts';
+import { contentSettingsFor } from './content-mapping.ts';
 import type { PolicySpec } from './types.ts';
 
 /** Detector groups of the engine's DetectorSettings that policy may tune, with their numeric thresholds. */
@@ -11,11 +19,19 @@ export function detectorThresholds(): Map<string, string[]> {
   const defaults = defaultDetectorSettings() as unknown as Record<string, Record<string, unknown>>;
   const out = new Map<string, string[]>();
   for (const [group, fields] of Object.entries(defaults)) {
-    if (group === 'caps' || group === 'learning') continue;
+    if (group === 'caps' || group === 'learning' || group === 'content') continue; // content: spec.content
     out.set(group, Object.entries(fields).filter(([, v]) => typeof v === 'number').map(([k]) => k));
   }
   return out;
 }
+
+/** Policy detector names (settings groups) -> the engine detector each one tunes. */
+const DETECTOR_OF_GROUP: Readonly<Record<string, string>> = {
+  bola: BOLA_DETECTOR, auth: BROKEN_AUTH_DETECTOR, resource: RESOURCE_DETECTOR, bfla: BFLA_DETECTOR, flows: FLOWS_DETECTOR, lateral: LATERAL_DETECTOR,
+};
+
+/** A declared flow without withinSeconds: one run lasts at most an hour. */
+const DEFAULT_FLOW_WITHIN_SECONDS = 3600;
 
 export interface EngineSettings {
   engine: EngineConfig;
@@ -25,21 +41,6 @@ export interface EngineSettings {
 }
 
 const WINDOW_MS = { second: 1000, minute: 60_000, hour: 3_600_000 } as const;
-
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** "/orders/*" -> regex fragment; exact otherwise. */
-function pathPattern(p: string): string {
-  return p.endsWith('*') ? `${escapeRegex(p.slice(0, -1))}.*` : escapeRegex(p);
-}
-
-/** "METHOD /template" from policy -> regex on the engine's operation id "METHOD host template". */
-function operationPattern(op: string): string {
-  const [method, p] = op.split(' ', 2) as [string, string];
-  return `^${escapeRegex(method)} \\S+ ${pathPattern(p).replace(/\\\{[^}]*\\\}/g, '[^/]+')}$`;
-}
 
 /** Threshold names a detector accepts, as errors for unknown ones (for validation). */
 export function thresholdErrors(spec: PolicySpec): FieldError[] {
@@ -57,33 +58,39 @@ export function thresholdErrors(spec: PolicySpec): FieldError[] {
 
 export function engineSettingsFor(spec: PolicySpec): EngineSettings {
   const notApplied: FieldError[] = [];
-  const later = (path: string, reason: string): void => { notApplied.push({ path, reason }); };
   const enforce = spec.mode === 'enforce';
 
+  // Deny rules in enforce mode are static rules (decided before any detector); the call-graph
+  // detector judges allow-lists in both modes and reports deny rules in monitor mode.
   const denyRules: DenyRule[] = [];
   spec.callGraph?.deny?.forEach((rule, i) => {
-    if (rule.from.endsWith('*')) return later(`spec.callGraph.deny[${i}].from`, 'caller prefixes are not enforced yet (exact SPIFFE IDs are)');
-    if (!enforce) return later(`spec.callGraph.deny[${i}]`, 'monitor mode: deny rules are not reported by the engine yet');
+    if (!enforce) return;
     for (const method of rule.methods?.length ? rule.methods : [undefined]) {
       for (const p of rule.paths?.length ? rule.paths : [undefined]) {
         denyRules.push({ name: `call-graph-deny-${i}`, identity: rule.from, ...(method ? { method } : {}), ...(p ? { path: p } : {}) });
       }
     }
   });
-  if (spec.callGraph?.default === 'deny' || spec.callGraph?.allow?.length) later('spec.callGraph.allow', 'allow-lists (default: deny) are not enforced yet');
 
   const detectors: Record<string, Record<string, unknown>> = {};
   const group = (name: string): Record<string, unknown> => (detectors[name] ??= {});
+  if (spec.callGraph?.default === 'deny' || spec.callGraph?.allow?.length || spec.callGraph?.deny?.length) {
+    group('lateral').callGraph = { default: spec.callGraph.default ?? 'allow', allow: spec.callGraph.allow ?? [], deny: spec.callGraph.deny ?? [] };
+  }
+  const detectorModes: Record<string, DetectorModes[string]> = {};
   for (const d of spec.detectors ?? []) {
     if (d.thresholds) Object.assign(group(d.name), d.thresholds);
-    if (d.enabled !== undefined || d.mode !== undefined) later(`spec.detectors[${d.name}]`, 'per-detector enabled/mode are not applied yet');
+    const detector = DETECTOR_OF_GROUP[d.name];
+    if (detector === undefined) continue; // unknown names are rejected by validation
+    if (d.enabled === false) detectorModes[detector] = 'off';
+    else if (d.mode !== undefined) detectorModes[detector] = d.mode;
   }
 
   spec.jwt?.issuers?.forEach((iss, i) => {
     const auth = group('auth');
     auth.trustedIssuers = [...((auth.trustedIssuers as string[] | undefined) ?? []), iss.issuer];
     if (iss.jwks !== undefined) auth.jwks = { ...(auth.jwks as object | undefined), [iss.issuer]: JSON.parse(iss.jwks) };
-    else later(`spec.jwt.issuers[${i}].jwksUri`, 'JWKS fetching is not implemented yet; use an inline jwks');
+    else if (iss.jwksUri !== undefined) auth.jwksUris = { ...(auth.jwksUris as object | undefined), [iss.issuer]: iss.jwksUri };
   });
 
   const limits: RateLimitRule[] = [];
@@ -93,21 +100,31 @@ export function engineSettingsFor(spec: PolicySpec): EngineSettings {
       operation: `^${r.method ? escapeRegex(r.method) : '[A-Z]+'} \\S+ ${r.path ? pathPattern(r.path) : '.*'}$`,
       limit: r.requests,
       windowMs: WINDOW_MS[r.per],
+      ...(r.caller !== undefined ? { caller: r.caller } : {}),
+      ...(r.burst !== undefined ? { burst: r.burst } : {}),
     });
-    if (r.caller) later(`spec.rateLimits[${i}].caller`, 'limits apply per caller to every caller; caller-specific limits are not applied yet');
-    if (r.burst !== undefined) later(`spec.rateLimits[${i}].burst`, 'burst is not applied yet');
   });
   if (limits.length) group('resource').limits = limits;
 
   if (spec.agentScopes?.length) {
     group('lateral').scopes = spec.agentScopes.map((a) => ({ identity: a.identity, allow: a.operations.map(operationPattern) }));
   }
-  spec.businessFlows?.forEach((_f, i) => later(`spec.businessFlows[${i}]`, 'declared flows are not mapped onto the flow detector yet'));
+  if (spec.businessFlows?.length) {
+    group('flows').declared = spec.businessFlows.map((f): DeclaredFlow => ({
+      name: f.name,
+      steps: f.steps.map((st) => ({ operation: operationPattern(st.operation), ...(st.maxPerFlow !== undefined ? { maxPerFlow: st.maxPerFlow } : {}) })),
+      withinMs: (f.withinSeconds ?? DEFAULT_FLOW_WITHIN_SECONDS) * 1000,
+    }));
+  }
+  if (spec.content) detectors.content = contentSettingsFor(spec.content) as Record<string, unknown>;
   // sampling.bodyRate goes to the sidecar filters' tables (filter-mapping.ts, served with --admin-port).
-  if (spec.sampling?.maxBodyBytes !== undefined) later('spec.sampling.maxBodyBytes', 'bodies are inspected up to Envoy\'s buffer limit; a per-policy cap is not applied yet');
-  // apiSpecs load into the inventory and the contracts (policy/spec-sources.ts); ConfigMaps are not read.
-  spec.apiSpecs?.forEach((s, i) => { if (s.configMapRef) later(`spec.apiSpecs[${i}].configMapRef`, 'the server does not read ConfigMaps: mount it and use file'); });
+  const maxBodyBytes = spec.sampling?.maxBodyBytes;
+  // apiSpecs load into the inventory and the contracts (policy/spec-sources.ts), which reports their
+  // load state in the condition SpecsLoaded.
 
   const settings = detectors as DetectorSettingsInput;
-  return { engine: { denyRules, mode: enforce ? 'enforce' : 'monitor', settings }, detectors: settings, notApplied };
+  return {
+    engine: { denyRules, mode: enforce ? 'enforce' : 'monitor', settings, ...(Object.keys(detectorModes).length ? { detectorModes } : {}), ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}) },
+    detectors: settings, notApplied,
+  };
 }

@@ -2,6 +2,8 @@
 // istio/chart/files/crds/apisecuritypolicy.yaml. The CRD's schema is the authority; these types
 // only describe what a policy that passed it looks like.
 
+import type { SensitiveKind } from '../inspect/sensitive.ts';
+
 export const POLICY_GROUP = 'security.meshward.io';
 export const POLICY_VERSION = 'v1alpha1';
 export const POLICY_API_VERSION = `${POLICY_GROUP}/${POLICY_VERSION}`;
@@ -63,6 +65,20 @@ export interface AgentScope {
   operations: string[];
 }
 
+/** spec.content: content-inspection settings (issue #6); absent fields keep the server's. */
+export interface ContentPolicy {
+  contracts?: { mode?: PolicyMode; operations?: { operation: string; mode: PolicyMode }[] };
+  exposure?: { alwaysReport?: SensitiveKind[]; redact?: SensitiveKind[] };
+  ssrf?: { allowedHosts?: string[]; openRedirectors?: { host: string; pathPrefix?: string }[] };
+  graphql?: {
+    allowIntrospection?: boolean; maxDepth?: number; maxAliases?: number; maxBatch?: number; maxCost?: number;
+    maxDirectives?: number; maxTokens?: number; maxDuplicateFields?: number;
+  };
+  grpc?: { allowReflection?: boolean; knownMethods?: string[] };
+  websocket?: { requireCredentials?: boolean; upgradesPerMinute?: number };
+  thirdPartyHosts?: string[];
+}
+
 export interface PolicySpec {
   selector?: { matchLabels?: Record<string, string> };
   mode?: PolicyMode;
@@ -75,6 +91,7 @@ export interface PolicySpec {
   rateLimits?: RateLimit[];
   callGraph?: { default?: 'allow' | 'deny'; allow?: CallRule[]; deny?: CallRule[] };
   agentScopes?: AgentScope[];
+  content?: ContentPolicy;
 }
 
 export interface PolicyCondition {

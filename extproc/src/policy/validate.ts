@@ -6,6 +6,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { PROJECT_ROOT } from '../local/envoy-binary.ts';
 import { detectorThresholds, thresholdErrors } from './engine-mapping.ts';
+import { hostName } from './content-mapping.ts';
 import { compileStructuralSchema, type FieldError, type StrictValidator } from './structural-schema.ts';
 import { POLICY_API_VERSION, POLICY_KIND, POLICY_VERSION, type ApiSecurityPolicy, type CallRule, type PolicySpec } from './types.ts';
 
@@ -83,6 +84,10 @@ export function semanticErrors(spec: PolicySpec, options: PolicyValidationOption
     ...duplicates(spec.rateLimits, (r) => r.name, 'spec.rateLimits', 'rate limit name'),
     ...duplicates(spec.rateLimits, (r) => `${r.caller ?? '*'} ${r.method ?? '*'} ${r.path ?? '*'}`, 'spec.rateLimits', 'match (caller, method, path)'),
     ...duplicates(spec.agentScopes, (a) => a.identity, 'spec.agentScopes', 'identity'),
+    ...duplicates(spec.content?.contracts?.operations, (o) => o.operation, 'spec.content.contracts.operations', 'operation'),
+    ...duplicates(spec.content?.grpc?.knownMethods, (m) => m, 'spec.content.grpc.knownMethods', 'method'),
+    ...duplicates(spec.content?.ssrf?.allowedHosts, hostName, 'spec.content.ssrf.allowedHosts', 'host'),
+    ...duplicates(spec.content?.thirdPartyHosts, hostName, 'spec.content.thirdPartyHosts', 'host'),
   ];
   const known = options.knownDetectors ?? [...detectorThresholds().keys()];
   spec.detectors?.forEach((d, i) => {
@@ -112,7 +117,7 @@ export function semanticErrors(spec: PolicySpec, options: PolicyValidationOption
       } catch (err) {
         errors.push({ path: `spec.jwt.issuers[${i}].jwks`, reason: `not a JWKS document: ${(err as Error).message}` });
       }
-    }
+    } else if (!URL.canParse(iss.jwksUri!)) errors.push({ path: `spec.jwt.issuers[${i}].jwksUri`, reason: 'not a URL' });
   });
   spec.rateLimits?.forEach((r, i) => {
     if (r.burst !== undefined && r.burst < r.requests) errors.push({ path: `spec.rateLimits[${i}].burst`, reason: `must be >= requests (${r.requests})` });

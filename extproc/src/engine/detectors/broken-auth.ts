@@ -10,6 +10,7 @@ import type { Finding } from '../finding.ts';
 import { findingFor, isSuccess, serviceLearned, type DetectorContext } from '../detector-context.ts';
 import { boundedMap, WindowBaseline, WindowCount, WindowDistinct } from '../state.ts';
 import { Jwks, sha256Hex, type JwksVerdict } from '../jwt.ts';
+import { isFetchableJwksUri, remoteJwksFor, type RemoteJwks } from '../jwks-remote.ts';
 import { graphqlLiteralArgs, graphqlOf, jsonOf, scalarFields } from '../body.ts';
 import type { AuthSettings } from '../policy-settings.ts';
 
@@ -98,6 +99,8 @@ export class BrokenAuthDetector implements Detector {
   readonly #sessionSources: LRUCache<string, true>;
   readonly #verdicts: LRUCache<string, JwksVerdict>;
   readonly #jwks = new Map<string, Jwks>();
+  /** Issuers whose JWKS policy gives by URL (an inline set for the issuer wins). */
+  readonly #remoteJwks = new Map<string, RemoteJwks>();
   readonly #context: DetectorContext;
 
   constructor(context: DetectorContext) {
@@ -105,14 +108,19 @@ export class BrokenAuthDetector implements Detector {
     this.#settings = settings.auth;
     const caps = settings.caps;
     const window = settings.auth.windowMs;
-    this.#operations = boundedMap(clock, { caps, ttlMs: 24 * 3600_000 });
+    this.#operations = boundedMap(clock, { caps, ttlMs: 24 * 3600_000, persist: { registry: context.state, name: 'auth.operations' } });
+    // Token reuse and per-source login windows are minutes long: not persisted (a restart restarts them).
     this.#tokens = boundedMap(clock, { caps, ttlMs: 2 * window, sizeOf: (k) => 1024 + k.length * 2 });
     this.#sources = boundedMap(clock, { caps, ttlMs: 2 * window, sizeOf: (k) => 2048 + k.length * 2 });
-    this.#global = boundedMap(clock, { caps: { ...caps, maxEntries: Math.min(caps.maxEntries, 10_000) }, ttlMs: 24 * 3600_000 });
-    this.#verdicts = boundedMap(clock, { caps, ttlMs: 3600_000 });
-    this.#accounts = boundedMap(clock, { caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 1536 + k.length * 2 });
-    this.#sessionSources = boundedMap(clock, { caps, ttlMs: 24 * 3600_000 });
+    this.#global = boundedMap(clock, { caps: { ...caps, maxEntries: Math.min(caps.maxEntries, 10_000) }, ttlMs: 24 * 3600_000, persist: { registry: context.state, name: 'auth.global-logins' } });
+    this.#verdicts = boundedMap(clock, { caps, ttlMs: 3600_000 }); // a cache of JWKS checks: recomputed, not persisted
+    this.#accounts = boundedMap(clock, { caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 1536 + k.length * 2, persist: { registry: context.state, name: 'auth.accounts' } });
+    this.#sessionSources = boundedMap(clock, { caps, ttlMs: 24 * 3600_000, persist: { registry: context.state, name: 'auth.session-sources' } });
     for (const [issuer, set] of Object.entries(settings.auth.jwks)) this.#jwks.set(issuer, new Jwks(set));
+    for (const [issuer, uri] of Object.entries(settings.auth.jwksUris)) {
+      // An unusable URI (policy validation reports it) leaves the issuer's signatures unjudged, never a failed build.
+      if (!this.#jwks.has(issuer) && isFetchableJwksUri(uri)) this.#remoteJwks.set(issuer, remoteJwksFor(uri));
+    }
     this.#context = context;
   }
 
@@ -238,11 +246,15 @@ export class BrokenAuthDetector implements Detector {
     if (this.#settings.trustedIssuers.length > 0 && (jwt.iss === undefined || !this.#settings.trustedIssuers.includes(jwt.iss))) {
       findings.push(this.#finding(exchange, 'high', 'JWT from an issuer policy does not trust', { ...base, iss: jwt.iss?.slice(0, 256) ?? null }));
     }
-    const jwks = (jwt.iss !== undefined ? this.#jwks.get(jwt.iss) : undefined) ?? this.#jwks.get('*');
+    const remote = jwt.iss !== undefined && !this.#jwks.has(jwt.iss) ? this.#remoteJwks.get(jwt.iss) : undefined;
+    const jwks = (jwt.iss !== undefined ? this.#jwks.get(jwt.iss) : undefined) ?? remote?.current() ?? (remote === undefined ? this.#jwks.get('*') : undefined);
     if (jwks !== undefined) {
-      let verdict = this.#verdicts.get(jwt.tokenHash);
-      if (verdict === undefined) { verdict = jwks.verify(jwt); this.#verdicts.set(jwt.tokenHash, verdict); }
-      if (verdict !== 'valid') findings.push(this.#finding(exchange, 'critical', `JWT signature does not verify against the policy JWKS (${verdict})`, { ...base, verdict, alg: jwt.alg ?? null }));
+      // A fetched set changes on refresh: its verdicts are cached per version.
+      const verdictKey = remote === undefined ? jwt.tokenHash : `${jwt.tokenHash}\u0000${remote.version}`;
+      let verdict = this.#verdicts.get(verdictKey);
+      if (verdict === undefined) { verdict = jwks.verify(jwt); this.#verdicts.set(verdictKey, verdict); }
+      if (verdict === 'no-key') remote?.unknownKey();
+      if (verdict !== 'valid') findings.push(this.#finding(exchange, 'critical', `JWT signature does not verify against the policy JWKS (${verdict})`, { ...base, verdict, alg: jwt.alg ?? null, ...(remote ? { jwksUri: remote.uri } : {}) }));
     }
     const source = `${exchange.request.caller.workload ?? '-'}|${exchange.source ?? '-'}`;
     let sources = this.#tokens.get(jwt.tokenHash);

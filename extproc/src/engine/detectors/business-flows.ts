@@ -4,12 +4,12 @@
 // step order (a step reached without the steps the flow requires before it).
 import type { LRUCache } from 'lru-cache';
 import type { Detector } from '../detector.ts';
-import type { Exchange } from '../exchange.ts';
+import { operationKey, type Exchange } from '../exchange.ts';
 import type { Finding } from '../finding.ts';
 import { actionNames, compilePattern, findingFor, isSuccess, type DetectorContext } from '../detector-context.ts';
 import { boundedMap, WindowBaseline, WindowCount } from '../state.ts';
 import { graphqlOf } from '../body.ts';
-import type { BusinessFlow, FlowSettings } from '../policy-settings.ts';
+import type { BusinessFlow, DeclaredFlow, FlowSettings } from '../policy-settings.ts';
 
 export const FLOWS_DETECTOR = 'business-flows';
 
@@ -19,6 +19,10 @@ interface CompiledFlow {
   methods: Set<string> | undefined;
   requires: RegExp[];
 }
+
+interface CompiledDeclaredFlow { flow: DeclaredFlow; steps: RegExp[] }
+/** One caller's pass through a declared flow: when its first step was, and calls per step since. */
+interface FlowRun { start: number; counts: number[] }
 
 interface FlowState { baseline: WindowBaseline; gaps: number[]; last: number; flaggedUntil: number }
 
@@ -48,6 +52,8 @@ export class BusinessFlowDetector implements Detector {
   readonly #perSource: LRUCache<string, WindowCount>;
   readonly #global: LRUCache<string, FlowState>;
   readonly #steps: LRUCache<string, true>;
+  readonly #declared: CompiledDeclaredFlow[];
+  readonly #runs: LRUCache<string, FlowRun>;
 
   constructor(context: DetectorContext) {
     const { settings, clock } = context;
@@ -58,17 +64,59 @@ export class BusinessFlowDetector implements Detector {
       methods: flow.methods ? new Set(flow.methods.map((m) => m.toUpperCase())) : undefined,
       requires: (flow.requires ?? []).map((r, i) => compilePattern(r.match, `flow ${flow.name} step ${i}`)),
     }));
+    this.#declared = settings.flows.declared.map((flow) => ({ flow, steps: flow.steps.map((st, i) => compilePattern(st.operation, `declared flow ${flow.name} step ${i}`)) }));
+    this.#runs = boundedMap(clock, { caps: settings.caps, ttlMs: Math.max(60_000, ...settings.flows.declared.map((f) => f.withinMs)), sizeOf: (k, v) => 128 + k.length * 2 + 8 * (v as FlowRun).counts.length });
     const longest = Math.max(60_000, ...settings.flows.flows.map((f) => f.windowMs));
+    // Per-source windows are minutes long: not persisted.
     this.#perSource = boundedMap(clock, { caps: settings.caps, ttlMs: 2 * longest, sizeOf: (k) => 256 + k.length * 2 });
-    this.#global = boundedMap(clock, { caps: { ...settings.caps, maxEntries: Math.min(settings.caps.maxEntries, 10_000) }, ttlMs: 7 * 24 * 3600_000 });
-    this.#steps = boundedMap(clock, { caps: settings.caps, ttlMs: 3600_000 });
+    this.#global = boundedMap(clock, { caps: { ...settings.caps, maxEntries: Math.min(settings.caps.maxEntries, 10_000) }, ttlMs: 7 * 24 * 3600_000, persist: { registry: context.state, name: 'flows.global' } });
+    this.#steps = boundedMap(clock, { caps: settings.caps, ttlMs: 3600_000, persist: { registry: context.state, name: 'flows.steps' } }); // persisted: a flow begun before a restart is not out of order after it
   }
 
   #finding(exchange: Exchange, flow: string, severity: Finding['severity'], summary: string, evidence: Record<string, unknown>, enforcement: Finding['enforcement'] = 'rate-limit'): Finding {
     return findingFor(this.name, exchange, { category: 'API6:2023-SensitiveBusinessFlows', severity, summary, evidence: { flow, ...evidence }, enforcement });
   }
 
+  /** Declared flows and the step index this request is of each (first matching step). */
+  #declaredSteps(exchange: Exchange): { flow: CompiledDeclaredFlow; step: number }[] {
+    if (this.#declared.length === 0) return [];
+    const op = operationKey(exchange);
+    const out: { flow: CompiledDeclaredFlow; step: number }[] = [];
+    for (const flow of this.#declared) {
+      const step = flow.steps.findIndex((p) => p.test(exchange.operation) || p.test(op));
+      if (step !== -1) out.push({ flow, step });
+    }
+    return out;
+  }
+
+  /** Declared flows: required order within the flow's window, and calls per step per run. */
+  #judgeDeclared(exchange: Exchange, steps: { flow: CompiledDeclaredFlow; step: number }[], findings: Finding[]): void {
+    const now = exchange.request.time;
+    for (const { flow: { flow }, step } of steps) {
+      const key = `${exchange.callerKey}\u0000${flow.name}`;
+      let run = this.#runs.get(key);
+      const active = run !== undefined && now - run.start <= flow.withinMs;
+      if (step === 0 && !active) run = { start: now, counts: flow.steps.map(() => 0) };
+      if (run === undefined || (step > 0 && !active)) run = undefined;
+      const missing = flow.steps.slice(0, step).filter((_, j) => run === undefined || run.counts[j] === 0).map((st) => st.operation);
+      if (missing.length > 0) {
+        findings.push(this.#finding(exchange, flow.name, 'medium', `step ${step + 1} of declared flow "${flow.name}" without its earlier steps within ${flow.withinMs / 1000} s`,
+          { step: flow.steps[step]!.operation, missing, withinMs: flow.withinMs }, 'deny'));
+      }
+      if (run === undefined) continue;
+      const count = ++run.counts[step]!;
+      this.#runs.set(key, run);
+      const max = flow.steps[step]!.maxPerFlow;
+      if (max !== undefined && count > max) {
+        findings.push(this.#finding(exchange, flow.name, 'medium', `step ${step + 1} of declared flow "${flow.name}" done ${count} times in one run (max ${max})`,
+          { step: flow.steps[step]!.operation, count, maxPerFlow: max, withinMs: flow.withinMs }));
+      }
+    }
+  }
+
   #matching(exchange: Exchange): CompiledFlow[] {
+    // Declared flows take precedence: a request that is one of their steps is judged by them only.
+    if (this.#declaredSteps(exchange).length > 0) return [];
     const names = flowNames(exchange);
     return this.#flows.filter((f) => (f.methods === undefined || f.methods.has(exchange.request.method)) && names.some((n) => f.match.test(n)));
   }
@@ -78,7 +126,9 @@ export class BusinessFlowDetector implements Detector {
     const findings: Finding[] = [];
     const names = actionNames(exchange);
     const source = exchange.source ?? exchange.callerKey;
-    for (const f of this.#matching(exchange)) {
+    const declared = this.#declaredSteps(exchange);
+    this.#judgeDeclared(exchange, declared, findings);
+    for (const f of declared.length > 0 ? [] : this.#matching(exchange)) {
       const { flow } = f;
       // Required order: every earlier step must have been done by this caller.
       const missing = f.requires.filter((_, i) => !this.#steps.has(`${exchange.callerKey}\u0000${flow.name}\u0000${i}`));

@@ -7,11 +7,11 @@ import type { LRUCache } from 'lru-cache';
 import type { Detector } from '../detector.ts';
 import { operationKey, type Exchange } from '../exchange.ts';
 import type { Finding } from '../finding.ts';
-import { findingFor, type DetectorContext } from '../detector-context.ts';
+import { compilePattern, findingFor, type DetectorContext } from '../detector-context.ts';
 import { boundedMap } from '../state.ts';
 import { compareWithLearned, learnShape, propertyTypes, type LearnedShape } from '../../inspect/learned-contract.ts';
 import type { DecodedBody } from '../../inspect/body.ts';
-import type { ContentContext } from '../../inspect/settings.ts';
+import type { ContentContext, ContractMode } from '../../inspect/settings.ts';
 import { bodyEvidence } from '../../inspect/evidence.ts';
 import { prototypePollutionKeys } from '../../inspect/json.ts';
 import { queryParams } from '../../inspect/values.ts';
@@ -24,10 +24,12 @@ export class ContentContractDetector implements Detector {
   readonly name = CONTENT_CONTRACT_DETECTOR;
   readonly #content: ContentContext;
   readonly #learned: LRUCache<string, LearnedShape>;
+  readonly #modePatterns: { operation: RegExp; mode: ContractMode }[];
 
   constructor(context: DetectorContext, content: ContentContext) {
     this.#content = content;
-    this.#learned = boundedMap(context.clock, { caps: context.settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 8192 + k.length * 2 });
+    this.#modePatterns = (content.settings.contract.patterns ?? []).map((p) => ({ operation: compilePattern(p.operation, 'contract operation', ''), mode: p.mode }));
+    this.#learned = boundedMap(context.clock, { caps: context.settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 8192 + k.length * 2, persist: { registry: context.state, name: 'contract.learned' } });
   }
 
   onRequest(exchange: Exchange): Finding[] | undefined {
@@ -74,7 +76,8 @@ export class ContentContractDetector implements Detector {
 
   #findings(exchange: Exchange, decoded: DecodedBody, violations: readonly Violation[], context: Record<string, unknown>): Finding[] {
     const settings = this.#content.settings;
-    const mode = settings.contract.operations[exchange.operation] ?? settings.contract.default;
+    const mode = settings.contract.operations[exchange.operation]
+      ?? this.#modePatterns.find((p) => p.operation.test(exchange.operation))?.mode ?? settings.contract.default;
     const enforcement = mode === 'enforce' ? 'deny' : 'none';
     const findings: Finding[] = [];
     const massAssignment = violations.filter((v) => v.kind === 'unknown-property');

@@ -1,10 +1,11 @@
 // The content-inspection detectors (issue #6). They share one body decoder, one contract validator
 // and the spec resolver (a ContentContext) per engine: the one attached to the detector context
-// (policy sets `content`), else defaults created once for that context.
+// (the server's, with the spec resolver), else defaults created once for that context; a policy's
+// content settings (settings.content) overlay either, per detector context (one per profile).
 import type { Detector } from '../detector.ts';
 import type { DetectorContext } from '../detector-context.ts';
 import type { DetectorFactory } from './index.ts';
-import { createContentContext, type ContentContext } from '../../inspect/settings.ts';
+import { createContentContext, withContentSettings, type ContentContext } from '../../inspect/settings.ts';
 import { ContentBodyDetector } from './content-body.ts';
 import { ContentContractDetector } from './content-contract.ts';
 import { ContentExposureDetector } from './content-exposure.ts';
@@ -18,11 +19,10 @@ import { ContentWebSocketDetector } from './content-websocket.ts';
 const contexts = new WeakMap<DetectorContext, ContentContext>();
 
 export function contentContextOf(context: DetectorContext): ContentContext {
-  const attached = (context as DetectorContext & { content?: ContentContext }).content;
-  if (attached) return attached;
   let content = contexts.get(context);
   if (!content) {
-    content = createContentContext();
+    const attached = (context as DetectorContext & { content?: ContentContext }).content;
+    content = withContentSettings(attached ?? createContentContext(), context.settings.content);
     contexts.set(context, content);
   }
   return content;

@@ -9,6 +9,7 @@ import { ResourceConsumptionDetector } from './resource-consumption.ts';
 import { BflaDetector } from './bfla.ts';
 import { BusinessFlowDetector } from './business-flows.ts';
 import { LateralMovementDetector } from './lateral-movement.ts';
+import { CallGraphDetector } from './call-graph.ts';
 import { CONTENT_DETECTOR_FACTORIES } from './content.ts';
 
 export type DetectorFactory = (context: DetectorContext) => Detector;
@@ -20,6 +21,7 @@ export const DETECTOR_FACTORIES: DetectorFactory[] = [
   (c) => new BflaDetector(c),
   (c) => new BusinessFlowDetector(c),
   (c) => new LateralMovementDetector(c),
+  (c) => new CallGraphDetector(c),
   ...CONTENT_DETECTOR_FACTORIES,
 ];
 

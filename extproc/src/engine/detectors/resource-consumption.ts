@@ -10,6 +10,8 @@ import { compilePattern, findingFor, type DetectorContext } from '../detector-co
 import { boundedMap, Ewma, WindowBaseline, WindowCount } from '../state.ts';
 import { graphqlLiteralArgs, graphqlOf, headerValue, queryParams, scalarFields } from '../body.ts';
 import type { ResourceSettings } from '../policy-settings.ts';
+import { identityMatches } from '../rules.ts';
+import { TokenBucket } from '../token-bucket.ts';
 
 export const RESOURCE_DETECTOR = 'resource-consumption';
 
@@ -24,6 +26,8 @@ export class ResourceConsumptionDetector implements Detector {
   readonly #settings: ResourceSettings;
   readonly #limits: { rule: ResourceSettings['limits'][number]; pattern: RegExp }[];
   readonly #hard: LRUCache<string, WindowCount>;
+  /** Limits with a burst: one token bucket per rule x caller x operation. */
+  readonly #buckets: LRUCache<string, TokenBucket>;
   readonly #rates: LRUCache<string, RateState>;
   /** Per operation: what one caller's window count usually is, for judging callers without history. */
   readonly #operationNorms: LRUCache<string, Ewma>;
@@ -33,9 +37,12 @@ export class ResourceConsumptionDetector implements Detector {
     this.#settings = settings.resource;
     this.#limits = settings.resource.limits.map((rule) => ({ rule, pattern: compilePattern(rule.operation, `rate limit ${rule.name}`) }));
     const longest = Math.max(settings.resource.baselineWindowMs, ...settings.resource.limits.map((l) => l.windowMs));
+    // Hard-limit windows (seconds to minutes) are not persisted: a restart only restarts them.
     this.#hard = boundedMap(clock, { caps: settings.caps, ttlMs: 2 * longest, sizeOf: (k) => 256 + k.length * 2 });
-    this.#rates = boundedMap(clock, { caps: settings.caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 128 + k.length * 2 });
-    this.#operationNorms = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000 });
+    // A bucket idle for its refill time (burst / limit windows) is full again: forgetting it changes nothing.
+    this.#buckets = boundedMap(clock, { caps: settings.caps, ttlMs: 2 * longest * (1 + Math.max(0, ...settings.resource.limits.map((l) => (l.burst ?? 0) / l.limit))), sizeOf: (k) => 96 + k.length * 2 });
+    this.#rates = boundedMap(clock, { caps: settings.caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 128 + k.length * 2, persist: { registry: context.state, name: 'resource.rates' } });
+    this.#operationNorms = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, persist: { registry: context.state, name: 'resource.operation-norms' } });
   }
 
   #finding(exchange: Exchange, severity: Finding['severity'], summary: string, evidence: Record<string, unknown>, enforcement: Finding['enforcement']): Finding {
@@ -50,13 +57,24 @@ export class ResourceConsumptionDetector implements Detector {
 
     for (const { rule, pattern } of this.#limits) {
       if (!pattern.test(exchange.operation) && !pattern.test(op)) continue;
+      if (rule.caller !== undefined && !identityMatches(rule.caller, exchange.request.caller.workload ?? '')) continue;
       const k = `${rule.name}\u0000${key}`;
+      if (rule.burst !== undefined) {
+        let bucket = this.#buckets.get(k);
+        bucket ??= new TokenBucket(rule.burst, rule.limit / rule.windowMs, now);
+        this.#buckets.set(k, bucket); // every use restarts its TTL: only an idle (refilled) bucket expires
+        if (!bucket.take(now)) {
+          findings.push(this.#finding(exchange, 'medium', `rate limit "${rule.name}" exceeded: token bucket empty (${rule.limit} per ${rule.windowMs} ms, burst ${rule.burst})`,
+            { rule: rule.name, limit: rule.limit, windowMs: rule.windowMs, burst: rule.burst, ...(rule.caller ? { caller: rule.caller } : {}) }, 'rate-limit'));
+        }
+        continue;
+      }
       let w = this.#hard.get(k);
       if (w === undefined) { w = new WindowCount(rule.windowMs); this.#hard.set(k, w); }
       const count = w.add(now);
       if (count > rule.limit) {
         findings.push(this.#finding(exchange, 'medium', `rate limit "${rule.name}" exceeded: ${count} requests in the window`,
-          { rule: rule.name, count, limit: rule.limit, windowMs: rule.windowMs }, 'rate-limit'));
+          { rule: rule.name, count, limit: rule.limit, windowMs: rule.windowMs, ...(rule.caller ? { caller: rule.caller } : {}) }, 'rate-limit'));
       }
     }
 

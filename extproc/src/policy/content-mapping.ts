@@ -1,0 +1,33 @@
+// spec.content -> the content detectors' settings (inspect/settings.ts ContentSettingsInput). Only
+// what the policy says is set, so the server's defaults (for example `serve --redact`) stay in force
+// for the rest.
+import type { ContentSettingsInput } from '../inspect/settings.ts';
+import { operationPattern } from './operation-pattern.ts';
+import type { ContentPolicy } from './types.ts';
+
+/** Host names compare as the detectors see them (authorityHost: lower case, no port). */
+export const hostName = (h: string): string => h.toLowerCase();
+
+export function contentSettingsFor(content: ContentPolicy): ContentSettingsInput {
+  const out: ContentSettingsInput = {};
+  const { contracts, exposure, ssrf, graphql, grpc, websocket, thirdPartyHosts } = content;
+  if (contracts) {
+    out.contract = {
+      ...(contracts.mode !== undefined ? { default: contracts.mode } : {}),
+      ...(contracts.operations ? { patterns: contracts.operations.map((o) => ({ operation: operationPattern(o.operation), mode: o.mode })) } : {}),
+    };
+  }
+  if (exposure) out.exposure = { ...exposure };
+  if (ssrf) {
+    out.ssrf = {
+      ...(ssrf.allowedHosts ? { allowedHosts: ssrf.allowedHosts.map(hostName) } : {}),
+      ...(ssrf.openRedirectors ? { openRedirectors: ssrf.openRedirectors.map((r) => ({ ...r, host: hostName(r.host) })) } : {}),
+    };
+  }
+  if (graphql) out.graphql = { ...graphql };
+  // The gRPC detector compares request paths "/package.Service/Method".
+  if (grpc) out.grpc = { ...grpc, ...(grpc.knownMethods ? { knownMethods: grpc.knownMethods.map((m) => `/${m}`) } : {}) };
+  if (websocket) out.websocket = { ...websocket };
+  if (thirdPartyHosts) out.thirdPartyHosts = thirdPartyHosts.map(hostName);
+  return out;
+}
