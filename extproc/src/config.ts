@@ -28,6 +28,52 @@ function checkKeys(source: string, at: string, obj: Record<string, unknown>, all
   }
 }
 
+/** The server's numeric limits beside maxMessageBytes, with their valid ranges (shared with `meshward serve`'s flags). */
+export const STREAM_LIMIT_RANGES = {
+  maxConcurrentStreams: { min: 1, max: 1_000_000, integer: true },
+  maxConcurrentStreamsPerConnection: { min: 1, max: 2 ** 31 - 1, integer: true },
+  streamIdleSeconds: { min: 0, max: 86_400, integer: false },
+} as const;
+export type StreamLimitField = keyof typeof STREAM_LIMIT_RANGES;
+
+/** Why `value` is not valid for `field`, or undefined when it is. */
+export function streamLimitError(field: StreamLimitField, value: unknown): string | undefined {
+  const { min, max, integer } = STREAM_LIMIT_RANGES[field];
+  const ok = typeof value === 'number' && (integer ? Number.isInteger(value) : Number.isFinite(value)) && value >= min && value <= max;
+  return ok ? undefined : `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`;
+}
+
+const TRANSPORT_KEYS = ['tls', 'insecurePlaintext', 'forgedStreamFailureMode'] as const;
+
+/** server.tls {certFile, keyFile, clientCaFile, refreshSeconds}, server.insecurePlaintext, server.forgedStreamFailureMode. */
+function parseTransport(source: string, doc: Record<string, unknown>): Pick<ServerOptions, 'tls' | 'insecurePlaintext' | 'forgedStreamFailureMode'> {
+  const out: Pick<ServerOptions, 'tls' | 'insecurePlaintext' | 'forgedStreamFailureMode'> = {};
+  const { tls, insecurePlaintext, forgedStreamFailureMode } = doc;
+  if (tls !== undefined) {
+    if (!isObject(tls)) throw new ConfigError(source, '$.server.tls', 'must be an object');
+    checkKeys(source, '$.server.tls', tls, ['certFile', 'keyFile', 'clientCaFile', 'refreshSeconds']);
+    for (const k of ['certFile', 'keyFile', 'clientCaFile'] as const) {
+      if (typeof tls[k] !== 'string' || tls[k].length === 0) throw new ConfigError(source, `$.server.tls.${k}`, 'must be a file path');
+    }
+    const refresh = tls.refreshSeconds;
+    if (refresh !== undefined && (typeof refresh !== 'number' || !Number.isFinite(refresh) || refresh < 1 || refresh > 86_400)) {
+      throw new ConfigError(source, '$.server.tls.refreshSeconds', 'must be a number from 1 to 86400');
+    }
+    out.tls = { certFile: tls.certFile as string, keyFile: tls.keyFile as string, clientCaFile: tls.clientCaFile as string,
+      ...(refresh !== undefined ? { refreshIntervalMs: Math.round((refresh as number) * 1000) } : {}) };
+  }
+  if (insecurePlaintext !== undefined) {
+    if (typeof insecurePlaintext !== 'boolean') throw new ConfigError(source, '$.server.insecurePlaintext', 'must be true or false');
+    if (insecurePlaintext && out.tls) throw new ConfigError(source, '$.server.insecurePlaintext', 'contradicts server.tls');
+    out.insecurePlaintext = insecurePlaintext;
+  }
+  if (forgedStreamFailureMode !== undefined) {
+    if (forgedStreamFailureMode !== 'open' && forgedStreamFailureMode !== 'closed') throw new ConfigError(source, '$.server.forgedStreamFailureMode', 'must be "open" or "closed"');
+    out.forgedStreamFailureMode = forgedStreamFailureMode;
+  }
+  return out;
+}
+
 export function parseServerConfig(source: string, text: string): ServerConfig {
   if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw new ConfigError(source, '$', `larger than ${MAX_CONFIG_BYTES} bytes`);
   let doc: unknown;
@@ -42,8 +88,9 @@ export function parseServerConfig(source: string, text: string): ServerConfig {
   const server: ServerOptions = { ...DEFAULT_SERVER_OPTIONS };
   if (doc.server !== undefined) {
     if (!isObject(doc.server)) throw new ConfigError(source, '$.server', 'must be an object');
-    checkKeys(source, '$.server', doc.server, ['host', 'port', 'maxMessageBytes']);
+    checkKeys(source, '$.server', doc.server, ['host', 'port', 'maxMessageBytes', ...Object.keys(STREAM_LIMIT_RANGES), ...TRANSPORT_KEYS]);
     const { host, port, maxMessageBytes } = doc.server;
+    Object.assign(server, parseTransport(source, doc.server));
     if (host !== undefined) {
       if (typeof host !== 'string' || host.length === 0) throw new ConfigError(source, '$.server.host', 'must be a non-empty string');
       server.host = host;
@@ -55,6 +102,13 @@ export function parseServerConfig(source: string, text: string): ServerConfig {
     if (maxMessageBytes !== undefined) {
       if (!Number.isInteger(maxMessageBytes) || (maxMessageBytes as number) < 1024) throw new ConfigError(source, '$.server.maxMessageBytes', 'must be an integer >= 1024');
       server.maxMessageBytes = maxMessageBytes as number;
+    }
+    for (const field of Object.keys(STREAM_LIMIT_RANGES) as StreamLimitField[]) {
+      const value = doc.server[field];
+      if (value === undefined) continue;
+      const error = streamLimitError(field, value);
+      if (error !== undefined) throw new ConfigError(source, `$.server.${field}`, error);
+      server[field] = value as number;
     }
   }
   const denyRules: DenyRule[] = [];

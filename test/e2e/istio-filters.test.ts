@@ -53,7 +53,8 @@ describe('Istio-rendered filters in real Envoy', () => {
     work = mkdtempSync(path.join(os.tmpdir(), 'meshward-istio-e2e-'));
     const moduleFile = moduleFromOci(buildWasmOci(DEFAULT_WASM_FILE, path.join(work, 'oci'), 'e2e').outDir, work);
     for (const failureMode of ['open', 'closed'] as const) {
-      const docs = helmTemplate('meshward', 'meshward', { defaultPolicy: { failureMode } });
+      // Plaintext: ext_proc at Istio's own cluster. The mTLS variant (the chart's default) is test/e2e/ext-proc-mtls.test.ts.
+      const docs = helmTemplate('meshward', 'meshward', { defaultPolicy: { failureMode }, server: { tls: { mode: 'plaintext' } } });
       const extProc = extProcFilterFrom(only(docs, 'EnvoyFilter'), 'SIDECAR_INBOUND');
       cluster = ((extProc.typed_config as Json).grpc_service as { envoy_grpc: { cluster_name: string } }).envoy_grpc.cluster_name;
       filters.set(failureMode, [wasmFilterFrom(only(docs, 'WasmPlugin'), moduleFile), extProc]);

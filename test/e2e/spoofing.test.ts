@@ -24,7 +24,7 @@ type HeaderList = [string, string | Buffer][];
 
 /** Every name the filter writes into its capture record (filter/assembly/index.ts, record.ts). */
 const RECORD_KEYS = ['peer', 'mtls', 'src', 'role', 'self', 'self.namespace', 'self.workload', 'dest', 'peer.workload', 'peer.namespace',
-  'node.namespace', 'node.workload', 'node.labels', 'method', 'authority', 'path', 'template', 'op', 'jwt.alg', 'jwt.sub', 'jwt.iss',
+  'node.namespace', 'node.workload', 'node.sa', 'node.labels', 'method', 'authority', 'path', 'template', 'op', 'jwt.alg', 'jwt.sub', 'jwt.iss',
   'jwt.aud', 'jwt.scope', 'jwt.exp', 'jwt.nbf', 'jwt.flags', 'token.hash', 'apikey', 'sampled', 'sample.reason', 'cfg', 'trunc'];
 const FORGED_VALUE: Record<string, string> = {
   peer: ADMIN_ID, mtls: '1', src: '10.0.0.1:1', role: 'outbound', self: ADMIN_ID, dest: 'evil.example', op: `DELETE ${HOST} /admin`,

@@ -13,10 +13,11 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
-import { CHART_DIR, renderManifests } from '../../extproc/src/cli/render.ts';
+import { CHART_DIR, mtlsExtProcCluster, renderManifests } from '../../extproc/src/cli/render.ts';
 import { meshwardExtProcFilter } from '../../extproc/src/local/envoy-config.ts';
 import { validatePolicyObject, loadPolicyCrd } from '../../extproc/src/policy/validate.ts';
 import { PROJECT_ROOT } from '../../extproc/src/local/envoy-binary.ts';
@@ -33,6 +34,7 @@ const VALIDATORS: Record<string, (doc: Manifest) => void> = {
   Service: (d) => new Service(d as never).validate(),
   ServiceAccount: (d) => new ServiceAccount(d as never).validate(),
   PodDisruptionBudget: (d) => new PodDisruptionBudget(d as never).validate(),
+  NetworkPolicy: (d) => new NetworkPolicy(d as never).validate(),
   ClusterRole: (d) => new ClusterRole(d as never).validate(),
   ClusterRoleBinding: (d) => new ClusterRoleBinding(d as never).validate(),
   CustomResourceDefinition: (d) => new CustomResourceDefinition(d as never).validate(),
@@ -47,7 +49,10 @@ const VARIANT: Json = {
   defaultPolicy: { failureMode: 'closed', mode: 'enforce', name: 'org-default' },
   extProc: { sidecarOutbound: true, gateway: true, messageTimeout: '0.25s' },
   wasm: { sha256: 'ab0c560c5d484b2b80726ffaaeef3558c0fde59ec17bb54d9e123a896cc75686', pluginConfig: { sampleRate: 0.5, routes: ['/orders/{id}'] } },
-  server: { port: 9443, replicas: 3, podDisruptionBudget: { enabled: false }, nodeSelector: { pool: 'security' } },
+  server: { port: 9443, replicas: 3, podDisruptionBudget: { enabled: false }, nodeSelector: { pool: 'security' }, specUrlRefreshSeconds: 60, specConfigMapRefreshSeconds: 10,
+    metricsPort: 9464, tls: { mode: 'plaintext', trustDomain: 'corp.example', refreshSeconds: 30 } },
+  networkPolicy: { metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] },
+  specConfigMaps: { names: ['orders-openapi', 'payments-openapi'] },
   serviceAccount: { create: false, name: 'shared-sa' },
   crds: { install: false },
   image: { tag: '9.9.9' },
@@ -132,14 +137,14 @@ describe('Helm chart', () => {
   test('EnvoyFilter: ext_proc before the router on the enabled contexts, at Istio\'s own cluster, same config as the harness', () => {
     const docs = helmTemplate('meshward', 'meshward');
     const ef = only(docs, 'EnvoyFilter');
-    const patches = (ef.spec as { configPatches: { applyTo: string; match: { context: string; listener: Json }; patch: { operation: string } }[] }).configPatches;
+    const patches = (ef.spec as { configPatches: { applyTo: string; match: { context: string; listener: Json }; patch: { operation: string } }[] }).configPatches.filter((p) => p.applyTo === 'HTTP_FILTER');
     assert.deepEqual(patches.map((p) => p.match.context), ['SIDECAR_INBOUND']);
     for (const p of patches) {
       assert.equal(p.applyTo, 'HTTP_FILTER');
       assert.equal(p.patch.operation, 'INSERT_BEFORE');
       assert.deepEqual(p.match.listener, { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } });
     }
-    const cluster = 'outbound|50051||meshward.meshward.svc.cluster.local';
+    const cluster = 'meshward-ext-proc-mtls'; // default mtls: the cluster the EnvoyFilter adds (see the mTLS test)
     assert.deepEqual(harnessShape(extProcFilterFrom(ef, 'SIDECAR_INBOUND'), 'meshward.meshward.svc.cluster.local:50051'), meshwardExtProcFilter({ extProcCluster: cluster, failureModeAllow: true, messageTimeoutSeconds: 0.5 }));
     assert.equal(ef.metadata.namespace, 'istio-system');
     assert.equal((ef.spec as Json).workloadSelector, undefined, 'mesh-wide by default');
@@ -171,20 +176,70 @@ describe('Helm chart', () => {
     assert.equal(port.name, 'grpc', 'Istio infers HTTP/2 from the port name');
     assert.equal(port.appProtocol, 'grpc');
     const pod = ((only(docs, 'Deployment').spec as Json).template as { metadata: { annotations: Json }; spec: { containers: Json[] } });
-    assert.equal(pod.metadata.annotations['sidecar.istio.io/inject'], 'false', 'the server must not inspect its own traffic');
+    // Default mtls: a sidecar that only writes the certificate; it intercepts nothing, so the server never inspects its own traffic.
+    assert.equal(pod.metadata.annotations['sidecar.istio.io/inject'], 'true');
+    assert.equal(pod.metadata.annotations['traffic.sidecar.istio.io/includeInboundPorts'], '', 'the server must not inspect its own traffic');
+    assert.equal(pod.metadata.annotations['traffic.sidecar.istio.io/includeOutboundIPRanges'], '');
     const container = pod.spec.containers[0] as { args: string[]; ports: Json[]; readinessProbe: Json; livenessProbe: Json; startupProbe: Json };
-    for (const probe of [container.readinessProbe, container.livenessProbe, container.startupProbe]) assert.deepEqual(probe.grpc, { port: 50051 });
+    // gRPC probes are plaintext; the mTLS port gets TCP probes.
+    for (const probe of [container.readinessProbe, container.livenessProbe, container.startupProbe]) assert.deepEqual(probe.tcpSocket, { port: 50051 });
+    const plainPod = ((only(helmTemplate('prod', 'security', VARIANT), 'Deployment').spec as Json).template as { metadata: { annotations: Json }; spec: { containers: { args: string[]; readinessProbe: Json }[] } });
+    assert.equal(plainPod.metadata.annotations['sidecar.istio.io/inject'], 'false', 'plaintext: no sidecar at all');
+    assert.deepEqual(plainPod.spec.containers[0]!.readinessProbe.grpc, { port: 9443 });
+    assert.ok(plainPod.spec.containers[0]!.args.includes('--insecure-plaintext'), 'plaintext is chosen explicitly');
     // Every flag the chart passes exists on `meshward serve`.
     const help = execFileSync(process.execPath, ['extproc/src/cli.ts', 'serve', '--help'], { cwd: PROJECT_ROOT, encoding: 'utf8' });
     for (const arg of container.args.slice(1)) assert.ok(help.includes(arg.split('=')[0]!), `serve accepts ${arg}`);
   });
 
-  test('RBAC is least privilege: read policies, write only their status', () => {
+  test('mTLS (default): the server reads the certificate istio-agent writes; sidecars reach it through an added mTLS cluster', () => {
     const docs = helmTemplate('meshward', 'meshward');
-    assert.deepEqual(only(docs, 'ClusterRole').rules, [
+    const pod = ((only(docs, 'Deployment').spec as Json).template as { metadata: { annotations: Record<string, string> }; spec: { volumes: Json[]; containers: { args: string[]; volumeMounts: Json[] }[] } });
+    assert.deepEqual(JSON.parse(pod.metadata.annotations['proxy.istio.io/config']!), { holdApplicationUntilProxyStarts: true, proxyMetadata: { OUTPUT_CERTS: '/etc/istio-output-certs' } });
+    assert.deepEqual(pod.spec.volumes, [{ name: 'istio-certs', emptyDir: { medium: 'Memory' } }]);
+    assert.deepEqual(pod.spec.containers[0]!.volumeMounts, [{ name: 'istio-certs', mountPath: '/etc/istio-output-certs', readOnly: true }]);
+    const args = pod.spec.containers[0]!.args;
+    for (const a of ['--tls-cert=/etc/istio-output-certs/cert-chain.pem', '--tls-key=/etc/istio-output-certs/key.pem', '--tls-client-ca=/etc/istio-output-certs/root-cert.pem', '--forged-stream-failure-mode=open']) assert.ok(args.includes(a), a);
+    assert.ok(!args.includes('--insecure-plaintext'));
+    const patches = (only(docs, 'EnvoyFilter').spec as { configPatches: { applyTo: string; match: Json; patch: { operation: string; value: Json } }[] }).configPatches;
+    const added = patches.filter((p) => p.applyTo === 'CLUSTER');
+    assert.equal(added.length, 1);
+    assert.deepEqual(added[0]!.match, { context: 'ANY' });
+    assert.equal(added[0]!.patch.operation, 'ADD');
+    assert.deepEqual(added[0]!.patch.value, mtlsExtProcCluster('meshward-ext-proc-mtls', 'meshward.meshward.svc.cluster.local', 50051, 'spiffe://cluster.local/ns/meshward/sa/meshward'));
+    const tlsContext = JSON.stringify(added[0]!.patch.value);
+    assert.match(tlsContext, /"name":"default","sds_config":\{"api_config_source":\{"api_type":"GRPC","grpc_services":\[\{"envoy_grpc":\{"cluster_name":"sds-grpc"/);
+    assert.match(tlsContext, /"validation_context_sds_secret_config":\{"name":"ROOTCA"/);
+    // Plaintext adds no cluster and points at Istio's own.
+    const plain = (only(helmTemplate('prod', 'security', VARIANT), 'EnvoyFilter').spec as { configPatches: { applyTo: string }[] }).configPatches;
+    assert.equal(plain.filter((p) => p.applyTo === 'CLUSTER').length, 0);
+  });
+
+  test('NetworkPolicy (default on): only sidecar pods reach the gRPC port; metrics from the configured peers', () => {
+    const np = only(helmTemplate('meshward', 'meshward'), 'NetworkPolicy');
+    assert.deepEqual((np.spec as Json).policyTypes, ['Ingress']);
+    assert.deepEqual((np.spec as Json).ingress, [{
+      from: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'security.istio.io/tlsMode': 'istio' } } }],
+      ports: [{ port: 50051, protocol: 'TCP' }],
+    }]);
+    const variant = only(helmTemplate('prod', 'security', VARIANT), 'NetworkPolicy');
+    assert.deepEqual(((variant.spec as Json).ingress as Json[])[1], { ports: [{ port: 9464, protocol: 'TCP' }], from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] });
+    assert.equal(helmTemplate('meshward', 'meshward', { networkPolicy: { enabled: false } }).filter((d) => d.kind === 'NetworkPolicy').length, 0);
+    assert.equal((renderManifests({ namespace: 'meshward', values: { networkPolicy: { enabled: false } } }) as Manifest[]).filter((d) => d.kind === 'NetworkPolicy').length, 0);
+  });
+
+  test('RBAC is least privilege: read policies, write only their status, get (only) the spec ConfigMaps', () => {
+    const docs = helmTemplate('meshward', 'meshward');
+    const policyRules = [
       { apiGroups: ['security.meshward.io'], resources: ['apisecuritypolicies'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['security.meshward.io'], resources: ['apisecuritypolicies/status'], verbs: ['patch', 'update'] },
-    ]);
+    ];
+    assert.deepEqual(only(docs, 'ClusterRole').rules, [...policyRules, { apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }]);
+    assert.deepEqual(only(helmTemplate('prod', 'security', VARIANT), 'ClusterRole').rules,
+      [...policyRules, { apiGroups: [''], resources: ['configmaps'], resourceNames: ['orders-openapi', 'payments-openapi'], verbs: ['get'] }]);
+    const off = { specConfigMaps: { enabled: false } };
+    assert.deepEqual(only(helmTemplate('meshward', 'meshward', off), 'ClusterRole').rules, policyRules);
+    assert.deepEqual(only(renderManifests({ namespace: 'meshward', values: off }) as Manifest[], 'ClusterRole').rules, policyRules);
     const binding = only(docs, 'ClusterRoleBinding') as unknown as { subjects: Json[] };
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'meshward', namespace: 'meshward' }]);
   });

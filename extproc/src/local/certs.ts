@@ -33,20 +33,24 @@ export async function generatePki(dir: string, workloads: readonly WorkloadSpec[
     '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '2', '-subj', '/O=meshward-test/CN=meshward-test-root',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   const out = new Map<string, WorkloadCert>();
-  for (const w of workloads) {
-    const base = path.join(dir, `${w.namespace}.${w.serviceAccount}`);
-    const id = spiffeId(trustDomain, w.namespace, w.serviceAccount);
-    await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/O=meshward-test/CN=${w.serviceAccount}`]);
-    await writeFile(`${base}.ext`, [
-      'basicConstraints=critical,CA:FALSE',
-      'keyUsage=critical,digitalSignature',
-      'extendedKeyUsage=serverAuth,clientAuth',
-      `subjectAltName=URI:${id},DNS:${w.serviceAccount}.${w.namespace}.svc`,
-    ].join('\n') + '\n');
-    await run('openssl', ['x509', '-req', '-in', `${base}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`,
-      '-CAcreateserial', '-days', '2', '-sha256', '-extfile', `${base}.ext`, '-out', `${base}.crt`]);
-    out.set(`${w.namespace}/${w.serviceAccount}`, { spiffeId: id, certFile: `${base}.crt`, keyFile: `${base}.key` });
-  }
+  for (const w of workloads) out.set(`${w.namespace}/${w.serviceAccount}`, await issueWorkloadCert(`${ca}.crt`, path.join(dir, `${w.namespace}.${w.serviceAccount}`), w, trustDomain));
   return { caFile: `${ca}.crt`, trustDomain, workloads: out };
+}
+
+/** A leaf for `w` signed by the CA of `caFile` (its key beside it as .key), written to `base`.crt/.key:
+ *  calling it again on the same base is a certificate rotation. */
+export async function issueWorkloadCert(caFile: string, base: string, w: WorkloadSpec, trustDomain = 'cluster.local'): Promise<WorkloadCert> {
+  const ca = caFile.replace(/\.crt$/, '');
+  const id = spiffeId(trustDomain, w.namespace, w.serviceAccount);
+  await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/O=meshward-test/CN=${w.serviceAccount}`]);
+  await writeFile(`${base}.ext`, [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature',
+    'extendedKeyUsage=serverAuth,clientAuth',
+    `subjectAltName=URI:${id},DNS:${w.serviceAccount}.${w.namespace}.svc`,
+  ].join('\n') + '\n');
+  await run('openssl', ['x509', '-req', '-in', `${base}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`,
+    '-CAcreateserial', '-days', '2', '-sha256', '-extfile', `${base}.ext`, '-out', `${base}.crt`]);
+  return { spiffeId: id, certFile: `${base}.crt`, keyFile: `${base}.key` };
 }

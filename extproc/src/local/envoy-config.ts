@@ -117,7 +117,8 @@ function staticCluster(name: string, port: number, extra: Json = {}): Json {
   };
 }
 
-const HTTP2_OPTIONS = {
+/** Cluster option: HTTP/2 to the upstream (gRPC). */
+export const HTTP2_OPTIONS = {
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
     '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
     explicit_http_config: { http2_protocol_options: {} },
@@ -147,6 +148,38 @@ function hcm(statPrefix: string, cluster: string, httpFilters: Json[], extra: Js
   };
 }
 
+/** The sidecar's client certificate for the ext_proc cluster, and the server's SPIFFE ID it must present. */
+export interface ExtProcTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  serverSpiffeId: string;
+}
+
+/** The ext_proc cluster: HTTP/2, and with `tls` mutual TLS with the sidecar's own SPIFFE certificate
+ *  (the server binds each stream to it) checking the server's SPIFFE ID. */
+export function extProcCluster(name: string, port: number, tls?: ExtProcTls): Json {
+  return staticCluster(name, port, {
+    typed_extension_protocol_options: HTTP2_OPTIONS,
+    ...(tls ? {
+      transport_socket: {
+        name: 'envoy.transport_sockets.tls',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+          common_tls_context: {
+            alpn_protocols: ['h2'],
+            tls_certificates: [{ certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } }],
+            validation_context: {
+              trusted_ca: { filename: tls.caFile },
+              match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: tls.serverSpiffeId } }],
+            },
+          },
+        },
+      },
+    } : {}),
+  });
+}
+
 export interface InboundListener {
   name: string;
   port: number;
@@ -173,6 +206,12 @@ export interface ServerSidecarOptions {
   filterConfigPort?: number;
   /** Envoy node (id, metadata as Istio sets it: NAMESPACE, WORKLOAD_NAME, LABELS): the filter reports its workload from it. */
   node?: Json;
+  /** mTLS to the ext_proc server (default plaintext). */
+  extProcTls?: ExtProcTls;
+  /** Replaces the ext_proc cluster built here (e.g. with the one the Istio resources add). */
+  extProcClusterConfig?: Json;
+  /** More static clusters (e.g. Istio's bootstrap cluster sds-grpc). */
+  extraClusters?: Json[];
 }
 
 /** Cluster through which the Wasm filter fetches its configuration from the meshward server. */
@@ -216,7 +255,8 @@ export function serverSidecarBootstrap(o: ServerSidecarOptions): Json {
       })),
       clusters: [
         staticCluster('local_app', o.appPort),
-        staticCluster(o.extProcClusterName ?? 'meshward_ext_proc', o.extProcPort, { typed_extension_protocol_options: HTTP2_OPTIONS }),
+        o.extProcClusterConfig ?? extProcCluster(o.extProcClusterName ?? 'meshward_ext_proc', o.extProcPort, o.extProcTls),
+        ...(o.extraClusters ?? []),
         ...(o.filterConfigPort !== undefined ? [staticCluster(FILTER_CONFIG_CLUSTER, o.filterConfigPort)] : []),
       ],
     },
@@ -233,6 +273,8 @@ export interface OutboundListener {
   upstreamPort: number;
   upstreamSpiffeId: string;
   upstreamSni: string;
+  /** A destination outside the mesh (the demo's third-party API on loopback): no mTLS, no SPIFFE check. */
+  plaintextUpstream?: boolean;
 }
 
 export interface ClientSidecarOptions {
@@ -240,7 +282,7 @@ export interface ClientSidecarOptions {
   caFile: string;
   outbound: OutboundListener[];
   /** Runs the meshward filters on the outbound listeners too (filter role "outbound"). */
-  meshward?: { wasmFile: string; pluginConfig: Json; extProcPort: number; failureModeAllow: boolean };
+  meshward?: { wasmFile: string; pluginConfig: Json; extProcPort: number; failureModeAllow: boolean; extProcTls?: ExtProcTls };
   /** Envoy node (id, metadata): the outbound filter reads its own workload identity from it. */
   node?: Json;
 }
@@ -259,8 +301,8 @@ export function clientSidecarBootstrap(o: ClientSidecarOptions): Json {
         address: { socket_address: { address: '127.0.0.1', port_value: l.port } },
         filter_chains: [{ filters: [hcm(l.name, `to_${l.name}`, filters)] }],
       })),
-      clusters: [...(m ? [staticCluster('meshward_ext_proc', m.extProcPort, { typed_extension_protocol_options: HTTP2_OPTIONS })] : []),
-        ...o.outbound.map((l) => staticCluster(`to_${l.name}`, l.upstreamPort, {
+      clusters: [...(m ? [extProcCluster('meshward_ext_proc', m.extProcPort, m.extProcTls)] : []),
+        ...o.outbound.map((l) => staticCluster(`to_${l.name}`, l.upstreamPort, l.plaintextUpstream ? {} : {
         transport_socket: {
           name: 'envoy.transport_sockets.tls',
           typed_config: {

@@ -11,7 +11,9 @@ import { silentLogger, type Logger } from '../log.ts';
 import { startServer, type RunningServer, type ServerCounters } from '../server.ts';
 import { startAdminServer, type AdminRouter, type RunningAdminServer } from '../admin/server.ts';
 import { generatePki, type TestPki, type WorkloadSpec } from './certs.ts';
-import { clientSidecarBootstrap, serverSidecarBootstrap, type InboundListener, type OutboundListener, type ServerSidecarOptions } from './envoy-config.ts';
+import type { ServerTlsOptions } from '../server-tls.ts';
+import type { FailureMode } from '../wire/stream-binding.ts';
+import { clientSidecarBootstrap, serverSidecarBootstrap, type ExtProcTls, type InboundListener, type OutboundListener, type ServerSidecarOptions } from './envoy-config.ts';
 import { startEnvoy, type EnvoyProcess } from './envoy-process.ts';
 import { PROJECT_ROOT } from './envoy-binary.ts';
 import { freePort } from './ports.ts';
@@ -50,7 +52,20 @@ export interface LocalMeshOptions {
   appHandler?: AppHandler;
   /** The ext_proc server's event clock (replays through Envoy map wall time onto capture time). */
   serverClock?: () => number;
+  /** mTLS between the sidecars and the ext_proc server: the server gets certificate EXT_PROC_SERVER_WORKLOAD
+   *  from the mesh CA, each sidecar its own workload certificate, and the server sidecar node metadata
+   *  NAMESPACE/SERVICE_ACCOUNT of its workload (unless serverNodeMetadata is given). */
+  extProcTls?: { forgedStreamFailureMode?: FailureMode; refreshIntervalMs?: number };
+  /** Replaces the server sidecar's ext_proc cluster (given the ext_proc server's port), e.g. with the Istio-rendered one. */
+  serverExtProcCluster?: (extProcPort: number) => Record<string, unknown>;
+  /** More static clusters of the server sidecar (e.g. Istio's sds-grpc). */
+  serverExtraClusters?: Record<string, unknown>[];
+  /** Runs once the certificates exist, before any sidecar starts (e.g. to serve them by SDS). */
+  beforeSidecars?: (pki: TestPki) => Promise<void>;
 }
+
+/** The ext_proc server's own workload in the local mesh's PKI (when extProcTls is on). */
+export const EXT_PROC_SERVER_WORKLOAD = 'meshward-system/meshward';
 
 export interface LocalMesh {
   readonly workDir: string;
@@ -69,6 +84,8 @@ export interface LocalMesh {
   extProcCounters(): Readonly<ServerCounters> | undefined;
   /** Port of the admin HTTP server, when options.admin was given. */
   readonly adminPort?: number;
+  /** The ext_proc server's TLS files (options.extProcTls): replace them to rotate its certificate. */
+  readonly extProcTlsFiles?: ServerTlsOptions;
   stopExtProc(): Promise<void>;
   startExtProc(): Promise<void>;
   stop(): Promise<void>;
@@ -96,14 +113,32 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
   };
 
   try {
-    const pki = await generatePki(path.join(workDir, 'certs'), [serverWorkload, ...options.callers].map(parseWorkload));
+    const tlsOn = options.extProcTls !== undefined;
+    const pki = await generatePki(path.join(workDir, 'certs'), [serverWorkload, ...options.callers, ...(tlsOn ? [EXT_PROC_SERVER_WORKLOAD] : [])].map(parseWorkload));
+    const extProcCert = tlsOn ? pki.workloads.get(EXT_PROC_SERVER_WORKLOAD)! : undefined;
+    const extProcTlsFiles: ServerTlsOptions | undefined = extProcCert ? {
+      certFile: extProcCert.certFile, keyFile: extProcCert.keyFile, clientCaFile: pki.caFile,
+      ...(options.extProcTls?.refreshIntervalMs !== undefined ? { refreshIntervalMs: options.extProcTls.refreshIntervalMs } : {}),
+    } : undefined;
+    /** A sidecar's client certificate towards the ext_proc server (options.extProcTls). */
+    const extProcTlsFor = (workload: string): ExtProcTls | undefined => {
+      const cert = pki.workloads.get(workload);
+      return extProcCert && cert ? { certFile: cert.certFile, keyFile: cert.keyFile, caFile: pki.caFile, serverSpiffeId: extProcCert.spiffeId } : undefined;
+    };
     const engine = options.engine instanceof Engine ? options.engine : new Engine(options.engine ?? { denyRules: [] });
 
+    await options.beforeSidecars?.(pki);
     const app = await startUpstreamApp(0, options.appHandler);
     cleanups.push(() => app.close());
 
     const extProcPort = await freePort();
-    let extProc: RunningServer | undefined = await startServer(engine, log, { port: extProcPort, ...(options.serverClock ? { now: options.serverClock } : {}) });
+    const startExtProcServer = (): Promise<RunningServer> => startServer(engine, log, {
+      port: extProcPort,
+      ...(options.serverClock ? { now: options.serverClock } : {}),
+      ...(extProcTlsFiles ? { tls: extProcTlsFiles } : {}),
+      ...(options.extProcTls?.forgedStreamFailureMode ? { forgedStreamFailureMode: options.extProcTls.forgedStreamFailureMode } : {}),
+    });
+    let extProc: RunningServer | undefined = await startExtProcServer();
     cleanups.push(async () => { extProc?.forceClose(); extProc = undefined; });
 
     let admin: RunningAdminServer | undefined;
@@ -113,6 +148,9 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     }
 
     const serverCert = pki.workloads.get(serverWorkload)!;
+    const serverSpec = parseWorkload(serverWorkload);
+    // As Istio sets it: the server binds each ext_proc stream to this claim.
+    const serverNodeMetadata = options.serverNodeMetadata ?? (tlsOn ? { NAMESPACE: serverSpec.namespace, SERVICE_ACCOUNT: serverSpec.serviceAccount, WORKLOAD_NAME: serverSpec.serviceAccount } : undefined);
     const inbound: InboundListener[] = [];
     for (const spec of inboundSpecs) inbound.push({ ...spec, port: await freePort() });
     const serverAdmin = await freePort();
@@ -131,13 +169,15 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       ...(options.httpFilters ? { httpFilters: options.httpFilters } : {}),
       ...(options.extProcClusterName ? { extProcClusterName: options.extProcClusterName } : {}),
       ...(admin ? { filterConfigPort: admin.port } : {}),
-      ...(options.serverNodeMetadata ? { node: { id: 'meshward-server-sidecar', cluster: 'meshward-local', metadata: options.serverNodeMetadata } } : {}),
+      ...(serverNodeMetadata ? { node: { id: 'meshward-server-sidecar', cluster: 'meshward-local', metadata: serverNodeMetadata } } : {}),
+      ...(tlsOn ? { extProcTls: extProcTlsFor(serverWorkload)! } : {}),
+      ...(options.serverExtProcCluster ? { extProcClusterConfig: options.serverExtProcCluster(extProcPort) } : {}),
+      ...(options.serverExtraClusters ? { extraClusters: options.serverExtraClusters } : {}),
     }), workDir, serverAdmin, options.serverConcurrency !== undefined ? { concurrency: options.serverConcurrency } : {});
     cleanups.push(() => serverSidecar.stop());
 
     const outbound: OutboundListener[] = [];
     const urls = new Map<string, string>();
-    const serverSpec = parseWorkload(serverWorkload);
     for (const caller of options.callers) {
       const cert = pki.workloads.get(caller)!;
       for (const l of inbound) {
@@ -155,7 +195,8 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     const clientSidecar = await startEnvoy('client-sidecar', clientSidecarBootstrap({
       adminPort: clientAdmin, caFile: pki.caFile, outbound,
       ...(options.outboundFilter ? {
-        meshward: { wasmFile, pluginConfig: options.outboundFilter.pluginConfig, extProcPort, failureModeAllow: options.outboundFilter.failureModeAllow ?? true },
+        meshward: { wasmFile, pluginConfig: options.outboundFilter.pluginConfig, extProcPort, failureModeAllow: options.outboundFilter.failureModeAllow ?? true,
+          ...(tlsOn && options.callers[0] !== undefined ? { extProcTls: extProcTlsFor(options.callers[0])! } : {}) },
         // As Istio's node metadata, which the outbound filter reads for its own identity.
         node: { id: 'meshward-client-sidecar', cluster: 'meshward-local', metadata: firstCaller ? {
           NAMESPACE: firstCaller.namespace, SERVICE_ACCOUNT: firstCaller.serviceAccount, WORKLOAD_NAME: firstCaller.serviceAccount,
@@ -180,8 +221,9 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
       extProcRunning: () => extProc !== undefined,
       extProcCounters: () => extProc?.counters,
       ...(admin ? { adminPort: admin.port } : {}),
+      ...(extProcTlsFiles ? { extProcTlsFiles } : {}),
       stopExtProc: async () => { extProc?.forceClose(); extProc = undefined; },
-      startExtProc: async () => { if (!extProc) extProc = await startServer(engine, log, { port: extProcPort, ...(options.serverClock ? { now: options.serverClock } : {}) }); },
+      startExtProc: async () => { if (!extProc) extProc = await startExtProcServer(); },
       stop,
     };
   } catch (err) {

@@ -26,6 +26,8 @@ export interface CaptureRecord {
    *  LABELS): the called workload inbound, the caller outbound. A client cannot set it. */
   nodeNamespace?: string;
   nodeWorkloadName?: string;
+  /** Istio's SERVICE_ACCOUNT node metadata: the server checks it against the ext_proc client certificate. */
+  nodeServiceAccount?: string;
   nodeLabels?: Readonly<Record<string, string>>;
   /** Route template and operation id; absent when the filter had to truncate them. */
   template?: string;
@@ -97,6 +99,7 @@ export function parseCaptureRecord(text: string | undefined): CaptureRecord | nu
     dest: get('dest'),
     nodeNamespace: get('node.namespace'),
     nodeWorkloadName: get('node.workload'),
+    nodeServiceAccount: get('node.sa'),
     nodeLabels: parseLabels(truncated.includes('node.labels') ? undefined : get('node.labels')),
     template: trusted('template'),
     operation: trusted('op'),

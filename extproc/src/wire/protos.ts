@@ -7,7 +7,7 @@ import * as protoLoader from '@grpc/proto-loader';
 
 const require = createRequire(import.meta.url);
 
-function xdsDepsDir(): string {
+export function xdsDepsDir(): string {
   const pkgJson = require.resolve('@grpc/grpc-js-xds/package.json');
   return path.join(path.dirname(pkgJson), 'deps');
 }

@@ -115,7 +115,7 @@ function filterAnnotations(record: CaptureRecord | undefined): Partial<RequestEv
   });
 }
 
-export function toRequestEvent(requestId: string, request: ProcessingRequest, now: number): { event: RequestEvent; conflict?: string } {
+export function toRequestEvent(requestId: string, request: ProcessingRequest, now: number): { event: RequestEvent; conflict?: string; record?: CaptureRecord } {
   const headers = headerMapToHeaders(request.request_headers?.headers);
   const { caller, conflict, record } = resolveCaller(request);
   const event: RequestEvent = {
@@ -128,7 +128,7 @@ export function toRequestEvent(requestId: string, request: ProcessingRequest, no
     headers,
     ...filterAnnotations(record),
   };
-  return conflict === undefined ? { event } : { event, conflict };
+  return { event, ...(conflict !== undefined ? { conflict } : {}), ...(record ? { record } : {}) };
 }
 
 export function toResponseEvent(requestId: string, request: ProcessingRequest, now: number): ResponseEvent {
