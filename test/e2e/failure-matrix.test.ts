@@ -12,25 +12,14 @@ import { meshwardExtProcFilter } from '../../extproc/src/local/envoy-config.ts';
 import { PROJECT_ROOT } from '../../extproc/src/local/envoy-binary.ts';
 import type { DecisionRecord } from '../../extproc/src/engine/engine.ts';
 import { startFaultyExtProc, type Fault } from '../support/faulty-ext-proc.ts';
+import { FAILURE_MODE_CALLER as CALLER, getThrough, startFailureModeMesh } from '../support/failure-mode-mesh.ts';
 
-const CALLER = 'web/frontend';
-
-async function get(mesh: LocalMesh, inbound: string): Promise<{ status: number; appSaw: boolean }> {
-  const before = mesh.app.received.length;
-  const res = await fetch(mesh.urlFor(CALLER, inbound) + '/orders/1');
-  await res.arrayBuffer();
-  return { status: res.status, appSaw: mesh.app.received.length > before };
-}
+const get = getThrough;
 
 describe('ext_proc server faults', () => {
   let mesh: LocalMesh;
   before(async () => {
-    mesh = await startLocalMesh({
-      callers: [CALLER],
-      inbound: [{ name: 'closed', failureModeAllow: false }, { name: 'open', failureModeAllow: true }],
-      messageTimeoutSeconds: 0.5,
-    });
-    await mesh.stopExtProc();
+    mesh = await startFailureModeMesh(0.5);
   });
   after(async () => { await mesh?.stop(); });
 

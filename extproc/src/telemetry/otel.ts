@@ -19,7 +19,7 @@ import type { Engine, DecisionRecord } from '../engine/engine.ts';
 import type { Headers, RequestEvent, ResponseEvent } from '../engine/event.ts';
 import type { Finding, Severity } from '../engine/finding.ts';
 import type { Exchange } from '../engine/exchange.ts';
-import type { ServerCounters } from '../server.ts';
+import type { ServerCounters, StreamCapCounters } from '../server.ts';
 
 const LOG_SEVERITY: Record<Severity, SeverityNumber> = {
   info: SeverityNumber.INFO, low: SeverityNumber.INFO2, medium: SeverityNumber.WARN, high: SeverityNumber.ERROR, critical: SeverityNumber.FATAL,
@@ -138,11 +138,15 @@ export class Telemetry {
   }
 
   /** Exports the ext_proc server's stream counters (started, failed) as observable counters. */
-  observeServer(counters: () => Readonly<ServerCounters> | undefined): void {
+  observeServer(counters: () => Readonly<ServerCounters & Partial<StreamCapCounters>> | undefined): void {
     const started = this.#meter.createObservableCounter('meshward.ext_proc.streams', { description: 'ext_proc streams opened by Envoy' });
     const failed = this.#meter.createObservableCounter('meshward.ext_proc.stream_errors', { description: 'ext_proc streams the server ended with a gRPC error (protocol violations, internal errors)' });
     started.addCallback((r) => { const c = counters(); if (c) r.observe(c.streamsStarted); });
     failed.addCallback((r) => { const c = counters(); if (c) r.observe(c.streamsFailed); });
+    const refused = this.#meter.createObservableCounter('meshward.ext_proc.streams_refused', { description: 'ext_proc streams refused with RESOURCE_EXHAUSTED because the server held its concurrent-stream cap (Envoy applied the failure mode)' });
+    const reaped = this.#meter.createObservableCounter('meshward.ext_proc.streams_reaped', { description: 'ext_proc streams the server ended because they sent nothing for --stream-idle-seconds' });
+    refused.addCallback((r) => { const c = counters(); if (c?.streamsRefused !== undefined) r.observe(c.streamsRefused); });
+    reaped.addCallback((r) => { const c = counters(); if (c?.streamsReaped !== undefined) r.observe(c.streamsReaped); });
   }
 
   #onFinding(finding: Finding, exchange: Exchange): void {
