@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runDemo } from '../../extproc/src/cli/demo.ts';
 import type { DemoMesh } from '../../extproc/src/local/demo-mesh.ts';
+import type { DemoApps } from '../../extproc/src/demo/apps.ts';
 import { parseReport } from '../../extproc/src/report/report-data.ts';
 import { renderReportText } from '../../extproc/src/report/terminal.ts';
 
@@ -21,6 +22,8 @@ const EXPECTED_CATEGORY: Record<string, string> = {
   'content-contract': 'API3:2023-BrokenObjectPropertyLevelAuthorization',
   'content-graphql': 'GRAPHQL-Abuse',
   'content-grpc': 'GRPC-Abuse',
+  'content-websocket': 'WEBSOCKET-Abuse',
+  'content-unsafe-consumption': 'API10:2023-UnsafeConsumption',
 };
 
 const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
@@ -28,10 +31,11 @@ const alive = (pid: number): boolean => { try { process.kill(pid, 0); return tru
 test('meshward demo: campaigns are detected and blocked, benign users pass, the report is complete', async () => {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'meshward-demo-test-'));
   let mesh: DemoMesh | undefined;
+  let apps: DemoApps | undefined;
   const lines: string[] = [];
   const { report, files } = await runDemo({
     learnMs: 6000, attackMs: 1500, latencySamples: 30, thinkMs: 40, outDir, progress: 'none',
-    out: (s) => lines.push(s), onStarted: (m) => { mesh = m; },
+    out: (s) => lines.push(s), onStarted: (m) => { mesh = m; }, onApps: (a) => { apps = a; },
   });
 
   assert.ok(mesh);
@@ -46,7 +50,35 @@ test('meshward demo: campaigns are detected and blocked, benign users pass, the 
     assert.ok(c.categories.includes(category), `${c.name} (${c.detector}) reported as ${category}; got ${c.categories.join(', ') || 'nothing'}`);
   }
   assert.ok(report.campaigns!.some((c) => c.detector === 'bola' && c.blocked > 0), 'enforce mode blocked the ID walk');
-  assert.ok(report.blocked.every((b) => b.status === 403 || b.status === 429));
+  for (const detector of Object.keys(EXPECTED_CATEGORY)) {
+    assert.ok(report.campaigns!.some((c) => c.detector === detector), `a campaign exercises ${detector}`);
+  }
+
+  // WebSocket: the upgrades without a credential are denied (403) on the notifications pod's outbound
+  // sidecar and never reach orders; the flood is rate-limited (429) once over the per-minute limit;
+  // the customers' own live sockets open.
+  assert.ok(apps);
+  const wsBlocked = report.blocked.filter((b) => b.campaign === 'live-socket-flood');
+  // Denied by content-websocket or, once it has learned that the socket is always authenticated, broken-auth.
+  assert.ok(wsBlocked.filter((b) => b.status === 403).length >= 3, 'the 3 upgrades without a credential denied');
+  assert.ok(wsBlocked.some((b) => b.status === 429 && b.rule === 'content-websocket'), 'the upgrade flood rate-limited');
+  assert.equal(apps.liveUpgrades.unauthenticated, 0, 'no upgrade without a token reached the orders app');
+  assert.ok(apps.liveUpgrades.accepted > 0, 'benign live sockets opened at the orders app');
+
+  // Unsafe consumption: the poisoned GBP quotes are stopped on payments' outbound sidecar (API10,
+  // enforce mode): the payments app got 502 instead, never the payload; the app side shows exactly
+  // what it consumed.
+  const supplierCampaign = report.campaigns!.find((c) => c.name === 'compromised-supplier');
+  assert.ok(supplierCampaign && supplierCampaign.findings > 0, 'the poisoned quotes were reported');
+  const poisoned = apps.consumedQuotes.filter((q) => q.currency === 'GBP');
+  assert.ok(poisoned.length > 0 && poisoned.every((q) => q.status === 502 && !q.body.includes('<script')), `the payments app never received a poisoned quote: ${JSON.stringify(poisoned).slice(0, 300)}`);
+  const clean = apps.consumedQuotes.filter((q) => q.currency !== 'GBP');
+  assert.ok(clean.length > 0 && clean.every((q) => q.status === 200 && !q.body.includes('<script')), 'benign charges consumed clean quotes');
+  const api10 = report.findings.find((g) => g.category === 'API10:2023-UnsafeConsumption');
+  assert.equal(api10?.count, 2 * poisoned.length, 'payload and schema violation for each poisoned quote, nothing for clean ones');
+  assert.ok(api10.examples.every((e) => e.caller === mesh!.spiffeIdOf('payments/payments') && e.operation === 'GET api.fx-rates.example /v1/rates'),
+    'reported on payments\' outbound call to the supplier');
+  assert.ok(report.blocked.every((b) => b.status === 403 || b.status === 429 || (b.status === 502 && b.rule === 'content-unsafe-consumption')), JSON.stringify(report.blocked.filter((b) => ![403, 429].includes(b.status)).slice(0, 3)));
   const benign = report.totals.benignRequests!;
   assert.ok(benign > 200, `benign traffic ran (${benign})`);
   assert.ok(report.totals.benignBlocked! <= benign * 0.02, `few benign requests blocked: ${report.totals.benignBlocked}/${benign}`);

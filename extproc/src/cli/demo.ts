@@ -15,8 +15,9 @@ import { FindingsBuffer } from '../admin/findings-buffer.ts';
 import { BlockedLog } from '../admin/core-routes.ts';
 import { startDemoApps, type DemoApps } from '../demo/apps.ts';
 import { DemoClient } from '../demo/client.ts';
+import { FX_RATES_HOST, FX_RATES_SPEC, startFxSupplier } from '../demo/supplier.ts';
 import {
-  ACCOUNTS, CALLERS, CAMPAIGNS, FRONTEND, INGRESS, SERVICES, SPEC_DIR,
+  ACCOUNTS, CALLERS, CAMPAIGNS, FRONTEND, FX_RATES, INGRESS, PAYMENTS, SERVICES, SPEC_DIR,
   benignActors, customerSession, demoDetectorSettings, serviceSession, type ScenarioContext,
 } from '../demo/scenario.ts';
 import { groupFindings, percentiles, REPORT_KIND, REPORT_VERSION, type CampaignResult, type ReportData, type TimelinePoint } from '../report/report-data.ts';
@@ -50,6 +51,8 @@ export interface DemoOptions {
   otlpEndpoint?: string;
   /** Called once the mesh runs (tests use it to break things). */
   onStarted?: (mesh: DemoMesh) => void;
+  /** Called once the demo's applications run (tests check what reached them). */
+  onApps?: (apps: DemoApps) => void;
 }
 
 /** A prerequisite is missing (Envoy, the built filter, a free port): exit code 3. */
@@ -94,6 +97,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoOutcome> {
   try {
     const apps: DemoApps = await startDemoApps(ACCOUNTS);
     cleanups.push(() => apps.close());
+    options.onApps?.(apps);
+    const supplier = await startFxSupplier();
+    cleanups.push(() => supplier.close());
     // Content detectors validate requests against the services' specs (the ones the inventory loads).
     const serviceSpecs: ServiceSpec[] = [];
     const content = createContentContext({}, specOperationResolver(serviceSpecs));
@@ -109,7 +115,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoOutcome> {
       cleanups.push(() => telemetry.shutdown());
     }
     const inventory: InventoryRuntime = await startInventory(engine, {
-      specs: SERVICES.map((s) => ({ service: s.host, source: { kind: 'openapi-file' as const, file: path.join(SPEC_DIR, s.spec) } })),
+      specs: [...SERVICES.map((s) => ({ service: s.host, spec: s.spec })), { service: FX_RATES_HOST, spec: FX_RATES_SPEC }]
+        .map((s) => ({ service: s.service, source: { kind: 'openapi-file' as const, file: path.join(SPEC_DIR, s.spec) } })),
     });
     cleanups.push(() => inventory.close());
     serviceSpecs.push(...inventoryServiceSpecs(inventory.inventory));
@@ -120,6 +127,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoOutcome> {
     const mesh = await startDemoMesh({
       services: SERVICES.map((s) => ({ name: s.name, workload: s.workload, host: s.host, appPort: appPorts[s.name]!, bareListener: s.name === 'orders' })),
       callers: CALLERS.map((c) => ({ ...c, calls: [...c.calls], ...(c.workload === INGRESS && options.ingressPort ? { port: options.ingressPort } : {}) })),
+      externals: [{ name: FX_RATES, host: FX_RATES_HOST, port: supplier.port }],
       engine,
       // Every request sampled: the demo wants bodies for every detector (production samples a share).
       pluginConfig: { sampling: { percent: 100 } },
@@ -127,6 +135,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoOutcome> {
     });
     workDirs.push(mesh.workDir);
     cleanups.push(() => mesh.stop());
+    apps.useFxRates(mesh.urlFor(PAYMENTS, FX_RATES), FX_RATES_HOST);
     options.onStarted?.(mesh);
 
     const hosts = new Map<string, string>(SERVICES.map((s) => [s.name, s.host]));
@@ -169,7 +178,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoOutcome> {
     if (progressMode !== 'none') progressTimer = setInterval(() => showProgress(), progressMode === 'tty' ? 250 : 3000);
 
     const ctx: ScenarioContext = {
-      client, passwords: apps.passwords, stopped: () => abort.signal.aborted,
+      client, passwords: apps.passwords, supplier, stopped: () => abort.signal.aborted,
       think: () => sleep(thinkMs * (0.3 + 1.4 * Math.random()), abort.signal),
     };
     const actors = benignActors();

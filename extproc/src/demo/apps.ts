@@ -1,10 +1,13 @@
 // The demo's three applications (users, orders, payments): small in-memory HTTP services with the
 // flaws real ones have, so the attack campaigns have something to exploit: guessable sequential order
 // IDs and no ownership check (BOLA), an undeclared export endpoint that leaks card numbers, a
-// deprecated v1 endpoint that answers errors with a stack trace. They trust the mesh for identity and
-// read the end user from the bearer JWT, which users signs (HS256) at login.
+// deprecated v1 endpoint that answers errors with a stack trace, a payments service that stores what
+// its FX-rates supplier answers without checking it. They trust the mesh for identity and read the end
+// user from the bearer JWT, which users signs (HS256) at login.
 import http from 'node:http';
 import { createHmac, randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { webSocketAccept } from '../local/upstream-app.ts';
 
 export interface DemoApp {
   readonly name: string;
@@ -16,7 +19,12 @@ export const JWT_ISSUER = 'https://login.shop.example';
 const MAX_BODY = 256 * 1024;
 
 interface Reply { status: number; body?: unknown; headers?: Record<string, string> }
-type Handler = (req: { method: string; path: string; query: URLSearchParams; user?: string; body: unknown; raw: string }) => Reply;
+interface AppRequest { method: string; path: string; query: URLSearchParams; user?: string; body: unknown; raw: string; requestId?: string }
+type Handler = (req: AppRequest) => Reply | Promise<Reply>;
+/** Answers a WebSocket upgrade: 101 accepts it (the socket then stays open until the client ends it). */
+type UpgradeHandler = (req: { path: string; user?: string }) => 101 | 401 | 404;
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found' };
 
 const b64url = (v: string | Buffer): string => Buffer.from(v).toString('base64url');
 
@@ -41,20 +49,25 @@ function userOf(authorization: string | undefined, key: Buffer): string | undefi
   }
 }
 
-async function serve(name: string, key: Buffer, handle: Handler): Promise<DemoApp> {
+export async function serve(name: string, handle: Handler, options: { key?: Buffer; upgrade?: UpgradeHandler } = {}): Promise<DemoApp> {
+  const { key, upgrade } = options;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => { size += c.length; if (size <= MAX_BODY) chunks.push(c); });
-    req.on('end', () => {
+    req.on('end', async () => {
       const url = new URL(req.url ?? '/', 'http://app');
       const raw = Buffer.concat(chunks).toString('utf8');
       let body: unknown;
       try { body = raw ? JSON.parse(raw) : undefined; } catch { body = undefined; }
-      const user = userOf(req.headers.authorization, key);
+      const user = key ? userOf(req.headers.authorization, key) : undefined;
+      const requestId = req.headers['x-request-id'];
       let reply: Reply;
       try {
-        reply = handle({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, ...(user ? { user } : {}), body, raw });
+        reply = await handle({
+          method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, body, raw,
+          ...(user ? { user } : {}), ...(typeof requestId === 'string' ? { requestId } : {}),
+        });
       } catch (err) {
         reply = { status: 500, body: { error: (err as Error).message } };
       }
@@ -63,18 +76,41 @@ async function serve(name: string, key: Buffer, handle: Handler): Promise<DemoAp
       res.end(text);
     });
   });
+  const sockets = new Set<Duplex>();
+  if (upgrade) server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => {});
+    const refuse = (status: number): void => { socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\ncontent-length: 0\r\n\r\n`); };
+    const wsKey = req.headers['sec-websocket-key'];
+    if (typeof wsKey !== 'string') { refuse(400); return; }
+    const user = key ? userOf(req.headers.authorization, key) : undefined;
+    const status = upgrade({ path: new URL(req.url ?? '/', 'http://app').pathname, ...(user ? { user } : {}) });
+    if (status !== 101) { refuse(status); return; }
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${webSocketAccept(wsKey)}\r\n\r\n`);
+  });
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve); });
   const addr = server.address();
   return {
     name,
     port: typeof addr === 'object' && addr ? addr.port : 0,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () => new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
   };
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const field = (body: unknown, key: string): unknown => (body !== null && typeof body === 'object' ? (body as Record<string, unknown>)[key] : undefined);
+
+/** What the payments app took from its FX-rates supplier for one charge (the app side of API10). */
+export interface ConsumedQuote { currency: string; status: number; body: string }
+
+/** At most this many consumed quotes are kept (the demo runs for a minute or two). */
+const MAX_CONSUMED = 10_000;
 
 export interface DemoApps {
   users: DemoApp;
@@ -82,7 +118,26 @@ export interface DemoApps {
   payments: DemoApp;
   /** Accounts and their passwords (the benign users log in with them). */
   passwords: ReadonlyMap<string, string>;
+  /** Live-updates WebSocket upgrades that reached orders: accepted, and refused for want of a valid token. */
+  readonly liveUpgrades: { accepted: number; unauthenticated: number };
+  /** FX quotes the payments app consumed, in order. */
+  readonly consumedQuotes: readonly ConsumedQuote[];
+  /** Where payments reaches the FX-rates supplier (its own outbound sidecar), once the mesh runs. */
+  useFxRates(baseUrl: string, host: string): void;
   close(): Promise<void>;
+}
+
+/** GET through a sidecar listener with the destination's host name, propagating the request id. */
+function getThrough(agent: http.Agent, url: string, host: string, requestId: string | undefined): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent, headers: { host, ...(requestId ? { 'x-request-id': requestId } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
 }
 
 export async function startDemoApps(accounts: readonly string[]): Promise<DemoApps> {
@@ -90,7 +145,7 @@ export async function startDemoApps(accounts: readonly string[]): Promise<DemoAp
   const passwords = new Map(accounts.map((a) => [a, `${a}-${randomBytes(4).toString('hex')}`]));
   const profiles = new Map(accounts.map((a, i) => [a, { id: 100 + i, username: a, email: `${a}@shop.example`, role: a.startsWith('admin') ? 'admin' : 'customer' }]));
 
-  const users = await serve('users', key, ({ method, path, user, body }) => {
+  const users = await serve('users', ({ method, path, user, body }) => {
     if (method === 'POST' && path === '/login') {
       const username = str(field(body, 'username'));
       if (!username || passwords.get(username) !== field(body, 'password')) return { status: 401, body: { error: 'invalid username or password' } };
@@ -106,7 +161,7 @@ export async function startDemoApps(accounts: readonly string[]): Promise<DemoAp
     if (m && method === 'GET') return profiles.has(m[1]!) ? { status: 200, body: profiles.get(m[1]!) } : { status: 404, body: { error: 'no such user' } };
     if (m && method === 'PUT') return { status: 200, body: { ...profiles.get(m[1]!), ...(body as object) } };
     return { status: 404, body: { error: 'not found' } };
-  });
+  }, { key });
 
   interface Order { id: number; owner: string; item: string; qty: number; total: number; card: string }
   const orders = new Map<number, Order>();
@@ -118,7 +173,8 @@ export async function startDemoApps(accounts: readonly string[]): Promise<DemoAp
     nextOrder++;
   }
   const publicOrder = (o: Order): Omit<Order, 'card'> & { card: string } => ({ ...o, card: `**** ${o.card.slice(-4)}` });
-  const ordersApp = await serve('orders', key, ({ method, path, query, user, body }) => {
+  const liveUpgrades = { accepted: 0, unauthenticated: 0 };
+  const ordersApp = await serve('orders', ({ method, path, query, user, body }) => {
     if (method === 'GET' && path === '/v2/catalog') return { status: 200, body: { items: ['coffee-beans', 'grinder', 'kettle'] } };
     const v1 = /^\/v1\/orders\/([^/]+)$/.exec(path);
     if (v1 && method === 'GET') {
@@ -149,18 +205,43 @@ export async function startDemoApps(accounts: readonly string[]): Promise<DemoAp
     if (method === 'POST' && path === '/v2/checkout') return { status: 200, body: { status: 'paid', orderId: field(body, 'orderId') ?? null } };
     if (method === 'POST' && path === '/v2/coupons/redeem') return { status: 200, body: { discount: 5 } };
     return { status: 404, body: { error: 'not found' } };
+  }, {
+    key,
+    // Live order updates for a signed-in customer's devices.
+    upgrade: ({ path, user }) => {
+      if (path !== '/v2/live') return 404;
+      if (!user) { liveUpgrades.unauthenticated++; return 401; }
+      liveUpgrades.accepted++;
+      return 101;
+    },
   });
 
   let nextCharge = 1;
-  const payments = await serve('payments', key, ({ method, path }) => {
-    if (method === 'POST' && path === '/charges') return { status: 201, body: { chargeId: `ch_${(nextCharge++).toString(36).padStart(6, '0')}`, status: 'succeeded' } };
+  let fxRates: { url: string; host: string } | undefined;
+  const consumedQuotes: ConsumedQuote[] = [];
+  const fxAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const payments = await serve('payments', async ({ method, path, body, requestId }) => {
+    if (method === 'POST' && path === '/charges') {
+      const chargeId = `ch_${(nextCharge++).toString(36).padStart(6, '0')}`;
+      if (!fxRates) return { status: 201, body: { chargeId, status: 'succeeded' } };
+      // Settles in USD at the supplier's rate, and keeps the supplier's answer with the charge as is.
+      const currency = str(field(body, 'currency')) ?? 'EUR';
+      const quote = await getThrough(fxAgent, `${fxRates.url}/v1/rates?base=${encodeURIComponent(currency)}&quote=USD`, fxRates.host, requestId);
+      if (consumedQuotes.length < MAX_CONSUMED) consumedQuotes.push({ currency, status: quote.status, body: quote.body });
+      let fx: unknown;
+      try { fx = JSON.parse(quote.body); } catch { fx = undefined; }
+      const rate = Number.parseFloat(String(field(fx, 'rate')));
+      if (quote.status !== 200 || !(rate > 0)) return { status: 502, body: { error: 'exchange rate unavailable' } };
+      return { status: 201, body: { chargeId, status: 'succeeded', amountUsd: Number(field(body, 'amount') ?? 0) * rate, fx } };
+    }
     const m = /^\/charges\/([^/]+)$/.exec(path);
     if (m && method === 'GET') return { status: 200, body: { chargeId: m[1], status: 'succeeded' } };
     return { status: 404, body: { error: 'not found' } };
-  });
+  }, { key });
 
   return {
-    users, orders: ordersApp, payments, passwords,
-    close: async () => { await Promise.all([users.close(), ordersApp.close(), payments.close()]); },
+    users, orders: ordersApp, payments, passwords, liveUpgrades, consumedQuotes,
+    useFxRates: (url, host) => { fxRates = { url, host }; },
+    close: async () => { fxAgent.destroy(); await Promise.all([users.close(), ordersApp.close(), payments.close()]); },
   };
 }

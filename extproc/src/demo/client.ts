@@ -3,7 +3,7 @@
 // with an x-request-id so meshward's decisions and findings can be matched to the campaign that
 // sent it, and counts what happened.
 import http from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 
 export interface SentRequest {
   id: string;
@@ -50,12 +50,11 @@ export class DemoClient {
     this.#signal = signal;
   }
 
-  /** Sends one request as `campaign` ("benign" for normal users). Resolves once the response ended. */
-  send(campaign: string, spec: RequestSpec, variant: 'meshward' | 'bare' = 'meshward'): Promise<Response> {
+  /** The URL, headers and (recorded) entry of one request as `campaign`. */
+  #prepare(campaign: string, spec: RequestSpec, variant: 'meshward' | 'bare', payload?: string): { url: URL; headers: Record<string, string>; record: SentRequest } {
     this.#signal.throwIfAborted();
     const id = randomUUID();
     const url = new URL(this.#urlFor(spec.caller, spec.service, variant) + spec.path);
-    const payload = spec.rawBody ?? (spec.body !== undefined ? JSON.stringify(spec.body) : undefined);
     const headers: Record<string, string> = {
       host: this.#hosts.get(spec.service) ?? spec.service,
       'x-request-id': id,
@@ -66,6 +65,13 @@ export class DemoClient {
     };
     const record: SentRequest = { id, campaign, caller: spec.caller, service: spec.service, method: spec.method, path: spec.path, status: 0, ms: 0 };
     if (variant === 'meshward') { this.byId.set(id, record); this.sent.push(record); }
+    return { url, headers, record };
+  }
+
+  /** Sends one request as `campaign` ("benign" for normal users). Resolves once the response ended. */
+  send(campaign: string, spec: RequestSpec, variant: 'meshward' | 'bare' = 'meshward'): Promise<Response> {
+    const payload = spec.rawBody ?? (spec.body !== undefined ? JSON.stringify(spec.body) : undefined);
+    const { url, headers, record } = this.#prepare(campaign, spec, variant, payload);
     const started = performance.now();
     return new Promise<Response>((resolve, reject) => {
       const req = http.request(url, { method: spec.method, headers, agent: this.#agent, signal: this.#signal }, (res) => {
@@ -83,6 +89,26 @@ export class DemoClient {
       });
       req.on('error', (err) => reject(new Error(`${spec.method} ${spec.path} via ${spec.caller} -> ${spec.service}: ${err.message}`)));
       req.end(payload);
+    });
+  }
+
+  /** Opens a WebSocket (HTTP/1.1 upgrade) as `campaign` and closes it once answered: 101 when accepted. */
+  upgrade(campaign: string, spec: Omit<RequestSpec, 'method' | 'body' | 'rawBody'>): Promise<Response> {
+    const { url, headers, record } = this.#prepare(campaign, { ...spec, method: 'GET' }, 'meshward');
+    Object.assign(headers, { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') });
+    const started = performance.now();
+    return new Promise<Response>((resolve, reject) => {
+      // Its own connection: an upgraded one is never reused.
+      const req = http.request(url, { headers, agent: false, signal: this.#signal });
+      const done = (status: number): void => {
+        record.status = status;
+        record.ms = performance.now() - started;
+        resolve({ status, json: undefined, ms: record.ms });
+      };
+      req.on('upgrade', (res, socket) => { socket.destroy(); done(res.statusCode ?? 0); });
+      req.on('response', (res) => { res.resume(); res.on('end', () => done(res.statusCode ?? 0)); });
+      req.on('error', (err) => reject(new Error(`WebSocket ${spec.path} via ${spec.caller} -> ${spec.service}: ${err.message}`)));
+      req.end();
     });
   }
 

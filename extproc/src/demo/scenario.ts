@@ -19,6 +19,11 @@ export const FRONTEND = 'web/frontend';
 export const ORDERS = 'shop/orders';
 export const RECOMMENDATIONS = 'shop/recommendations';
 export const AGENT = 'support/ai-agent';
+/** Holds customers' live order-update sockets to orders; its own sidecar runs meshward outbound. */
+export const NOTIFICATIONS = 'shop/notifications';
+export const PAYMENTS = 'payments/payments';
+/** The third-party API payments consumes, outside the mesh (see supplier.ts). */
+export const FX_RATES = 'fx-rates';
 
 export const CALLERS = [
   { workload: INGRESS, calls: ['users', 'orders'] },
@@ -26,11 +31,14 @@ export const CALLERS = [
   { workload: ORDERS, calls: ['payments'] },
   { workload: RECOMMENDATIONS, calls: ['orders', 'payments'] },
   { workload: AGENT, calls: ['users'] },
+  { workload: NOTIFICATIONS, calls: ['orders'], outboundMeshward: true },
+  // The payments app's own calls to its FX-rates supplier, checked on its outbound sidecar (API10).
+  { workload: PAYMENTS, calls: [FX_RATES], outboundMeshward: true },
 ];
 
 const CUSTOMERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
 const OPERATOR = 'admin-ops';
-const ATTACKERS = ['mallory', 'grace', 'ivan', 'judy', 'kim'];
+const ATTACKERS = ['mallory', 'grace', 'ivan', 'judy', 'kim', 'trent'];
 export const ACCOUNTS = [...CUSTOMERS, OPERATOR, 'support-bot', ...ATTACKERS];
 
 /** Engine settings for a demo that learns for `learnMs` (production learns for much longer). */
@@ -50,13 +58,19 @@ export interface Actor {
   /** When this person last checked out / redeemed a coupon (people do not do either every second). */
   lastCheckout?: number;
   lastCoupon?: number;
+  /** When this person's device last (re)opened its live order-updates socket. */
+  lastLive?: number;
 }
 
 /** A person checks out or redeems a coupon at most this often. */
 const FLOW_GAP_MS = 8_000;
+/** A device reconnects its live-updates socket at most this often (well under the upgrade limit). */
+const LIVE_GAP_MS = 10_000;
 
 export interface ScenarioContext {
   client: DemoClient;
+  /** The FX-rates supplier payments consumes (a campaign compromises it). */
+  supplier: { compromise(currency: string): void };
   passwords: ReadonlyMap<string, string>;
   stopped(): boolean;
   /** A person's pause between two clicks (irregular, as people are). */
@@ -95,6 +109,11 @@ export async function customerSession(ctx: ScenarioContext, user: Actor, round: 
   if (!user.token || round % 5 === 0) user.token = await login(ctx, 'benign', user);
   const token = user.token;
   await send({ caller: FRONTEND, service: 'users', method: 'GET', path: '/users/me', ...(token ? { token } : {}) });
+  if (token && Date.now() - (user.lastLive ?? 0) > LIVE_GAP_MS) {
+    // The customer's device subscribes to live order updates through the notifications service.
+    user.lastLive = Date.now();
+    await ctx.client.upgrade('benign', { caller: NOTIFICATIONS, service: 'orders', path: '/v2/live', token, clientIp: user.ip });
+  }
   // Browsing the catalogue comes in through the ingress gateway (north-south); the rest via the frontend.
   await send({ caller: INGRESS, service: 'orders', method: 'GET', path: '/v2/catalog' });
   if (!token) return;
@@ -273,6 +292,25 @@ export const CAMPAIGNS: readonly Campaign[] = [
         caller: RECOMMENDATIONS, service: 'orders', method: 'POST', path: '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
         rawBody: '', headers: { 'content-type': 'application/grpc', te: 'trailers' },
       });
+    },
+  },
+  {
+    name: 'live-socket-flood', detector: 'content-websocket',
+    description: 'from the compromised notifications pod: live-updates WebSocket upgrades without any credential, then an upgrade flood on one session',
+    async run(ctx) {
+      const upgrade = (token?: string): ReturnType<DemoClient['upgrade']> => ctx.client.upgrade('live-socket-flood', { caller: NOTIFICATIONS, service: 'orders', path: '/v2/live', ...(token ? { token } : {}) });
+      await repeat(ctx, 3, 20, () => upgrade());
+      const token = await login(ctx, 'live-socket-flood', { name: 'trent', ip: '198.51.100.120' });
+      await repeat(ctx, 40, 0, () => upgrade(token));
+    },
+  },
+  {
+    name: 'compromised-supplier', detector: 'content-unsafe-consumption',
+    description: 'the FX-rates supplier payments consumes is compromised: its GBP quotes carry a script payload and a rate that is not a number',
+    async run(ctx) {
+      ctx.supplier.compromise('GBP');
+      // Ordinary GBP charges from orders; payments fetches the poisoned quote through its outbound sidecar.
+      await repeat(ctx, 2, 20, (i) => ctx.client.send('compromised-supplier', { caller: ORDERS, service: 'payments', method: 'POST', path: '/charges', body: { orderId: 1001 + i, amount: 30, currency: 'GBP' } }));
     },
   },
   {

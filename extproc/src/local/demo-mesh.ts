@@ -1,8 +1,10 @@
 // A multi-service local mesh on loopback for the demo: one server-side Envoy sidecar per service
 // (mTLS with its own SPIFFE certificate -> meshward Wasm filter -> ext_proc -> router -> its app),
 // and one Envoy for the callers' outbound sides and the ingress gateway (a listener per caller
-// identity and destination, each presenting that caller's certificate). The meshward ext_proc
-// server runs in this process. A watchdog reports a child that dies; stop() cleans up everything.
+// identity and destination, each presenting that caller's certificate), plus an Envoy of its own for
+// each caller whose outbound sidecar runs meshward (role outbound; to mesh services or to a third-party
+// API outside the mesh). The meshward ext_proc server runs in this process. A watchdog reports a
+// child that dies; stop() cleans up everything.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -33,15 +35,26 @@ export interface MeshService {
 export interface MeshCaller {
   /** "namespace/serviceAccount". */
   workload: string;
-  /** Service names it may call. */
+  /** Service (or external API) names it may call. */
   calls: string[];
   /** Fixed local port for this caller's listener to its first service (the ingress's public port). */
   port?: number;
+  /** Its own outbound sidecar runs the meshward filters (role outbound), in an Envoy of its own. */
+  outboundMeshward?: boolean;
+}
+
+/** An API outside the mesh (a third party), reached without mTLS; a loopback app plays it. */
+export interface MeshExternal {
+  name: string;
+  /** The authority callers use ("api.fx-rates.example"). */
+  host: string;
+  port: number;
 }
 
 export interface DemoMeshOptions {
   services: MeshService[];
   callers: MeshCaller[];
+  externals?: MeshExternal[];
   engine: Engine;
   pluginConfig?: Record<string, unknown>;
   wasmFile?: string;
@@ -91,7 +104,8 @@ export async function startDemoMesh(options: DemoMeshOptions): Promise<DemoMesh>
   if (!existsSync(wasmFile)) throw new Error(`the meshward filter ${wasmFile} is not built: run \`npm run build\``);
   for (const c of options.callers) if (c.port !== undefined && c.port !== 0) await assertPortFree(c.port, `listener of ${c.workload}`);
   const services = new Map(options.services.map((s) => [s.name, s]));
-  for (const c of options.callers) for (const s of c.calls) if (!services.has(s)) throw new Error(`caller ${c.workload} calls unknown service ${s}`);
+  const externals = new Map((options.externals ?? []).map((e) => [e.name, e]));
+  for (const c of options.callers) for (const s of c.calls) if (!services.has(s) && !externals.has(s)) throw new Error(`caller ${c.workload} calls unknown service ${s}`);
 
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'meshward-demo-'));
   const cleanups: (() => Promise<void>)[] = [];
@@ -133,15 +147,33 @@ export async function startDemoMesh(options: DemoMeshOptions): Promise<DemoMesh>
       return envoy;
     }));
     const sidecars: EnvoyProcess[] = [];
-    for (const r of started) if (r.status === 'fulfilled') { sidecars.push(r.value); cleanups.push(() => r.value.stop()); }
-    const failed = started.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    // Every Envoy that started is stopped by stop(), also when another of the batch failed.
+    const keepStarted = (results: PromiseSettledResult<EnvoyProcess>[]): void => {
+      for (const r of results) if (r.status === 'fulfilled') { sidecars.push(r.value); cleanups.push(() => r.value.stop()); }
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    };
+    keepStarted(started);
 
     const outbound: OutboundListener[] = [];
+    // Callers whose own sidecar runs meshward: one Envoy each (its node metadata is its identity).
+    const meshwardOutbound = new Map<string, OutboundListener[]>();
     const urls = new Map<string, string>();
     for (const c of options.callers) {
       const cert = pki.workloads.get(c.workload)!;
+      let listeners = outbound;
+      if (c.outboundMeshward) { listeners = meshwardOutbound.get(c.workload) ?? []; meshwardOutbound.set(c.workload, listeners); }
       for (const [i, name] of c.calls.entries()) {
+        const external = externals.get(name);
+        if (external) {
+          const port = await freePort();
+          listeners.push({
+            name: `${c.workload.replace('/', '_')}__${name}__meshward`, port, certFile: cert.certFile, keyFile: cert.keyFile,
+            upstreamPort: external.port, upstreamSpiffeId: '', upstreamSni: '', plaintextUpstream: true,
+          });
+          urls.set(`${c.workload}|${name}|meshward`, `http://127.0.0.1:${port}`);
+          continue;
+        }
         const s = services.get(name)!;
         const target = parseWorkload(s.workload);
         const ports = inboundPorts.get(name)!;
@@ -149,7 +181,7 @@ export async function startDemoMesh(options: DemoMeshOptions): Promise<DemoMesh>
           const upstreamPort = variant === 'bare' ? ports.bare : ports.meshward;
           if (upstreamPort === undefined) continue;
           const port = i === 0 && variant === 'meshward' && c.port ? c.port : await freePort();
-          outbound.push({
+          listeners.push({
             name: `${c.workload.replace('/', '_')}__${name}__${variant}`, port, certFile: cert.certFile, keyFile: cert.keyFile,
             upstreamPort, upstreamSpiffeId: pki.workloads.get(s.workload)!.spiffeId, upstreamSni: `${target.serviceAccount}.${target.namespace}.svc`,
           });
@@ -158,11 +190,21 @@ export async function startDemoMesh(options: DemoMeshOptions): Promise<DemoMesh>
       }
     }
     const clientAdmin = await freePort();
-    const callersEnvoy = await startEnvoy('callers-and-ingress', clientSidecarBootstrap({ adminPort: clientAdmin, caFile: pki.caFile, outbound }), workDir, clientAdmin)
+    const callersEnvoy = startEnvoy('callers-and-ingress', clientSidecarBootstrap({ adminPort: clientAdmin, caFile: pki.caFile, outbound }), workDir, clientAdmin)
       .catch((err: Error) => { throw new Error(`the callers' and ingress Envoy did not start: ${err.message}`); });
-    cleanups.push(() => callersEnvoy.stop());
+    const outboundSidecars = [...meshwardOutbound].map(async ([workload, listeners]) => {
+      const { namespace, serviceAccount } = parseWorkload(workload);
+      const adminPort = await freePort();
+      return startEnvoy(`${serviceAccount}-outbound-sidecar`, clientSidecarBootstrap({
+        adminPort, caFile: pki.caFile, outbound: listeners,
+        meshward: { wasmFile, pluginConfig: { ...options.pluginConfig, role: 'outbound' }, extProcPort, failureModeAllow: false },
+        // As Istio's node metadata, from which the outbound filter takes its own identity.
+        node: { id: `${serviceAccount}-outbound`, cluster: 'meshward-demo', metadata: { NAMESPACE: namespace, SERVICE_ACCOUNT: serviceAccount, WORKLOAD_NAME: serviceAccount } },
+      }), workDir, adminPort).catch((err: Error) => { throw new Error(`the outbound sidecar of ${workload} did not start: ${err.message}`); });
+    });
+    keepStarted(await Promise.allSettled([callersEnvoy, ...outboundSidecars]));
 
-    for (const e of [...sidecars, callersEnvoy]) processes.push({ name: e.name, pid: e.pid, logFile: e.logFile });
+    for (const e of sidecars) processes.push({ name: e.name, pid: e.pid, logFile: e.logFile });
     let reported = false;
     watchdog = setInterval(() => {
       if (stopping || reported) return;

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 
 /** RFC 6455 handshake answer: base64(SHA-1(key + the protocol's fixed GUID)). */
-function webSocketAccept(key: string): string {
+export function webSocketAccept(key: string): string {
   return createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC11B85`).digest('base64');
 }
 
