@@ -27,14 +27,16 @@ before(async () => {
 
 after(async () => { await mesh?.stop(); });
 
-test('a third-party response carrying injection payloads is reported on the outbound side; a clean one is not', async () => {
+test('a third-party response carrying injection payloads is stopped on the outbound side in enforce mode (502, the app never sees it); a clean one passes', async () => {
   // The sample app echoes the request body in its response: it plays the third party here.
   const send = (body: string) => rawRequest(mesh.urlFor(CLIENT), { method: 'POST', path: '/rates', headers: [['host', PARTNER], ['content-type', 'application/json']], body });
   const clean = await send('{"currency":"EUR"}');
   assert.equal(clean.status, 200);
   assert.equal(findings.length, 0);
   const res = await send(JSON.stringify({ note: '<script>document.location="//evil"</script>' }));
-  assert.equal(res.status, 200);
+  assert.equal(res.status, 502);
+  assert.doesNotMatch(res.body, /script|evil/);
+  assert.equal(JSON.parse(res.body).reason, 'API10:2023-UnsafeConsumption');
   const api10 = findings.filter((f) => f.category === 'API10:2023-UnsafeConsumption');
   assert.equal(api10.length, 1, JSON.stringify(findings.map((f) => f.summary)));
   assert.deepEqual(api10[0]!.evidence.values, [{ pointer: '/echo', signatures: ['script'] }]);

@@ -33,7 +33,7 @@ test(`${DISTINCT.toLocaleString('en')} distinct paths: inventory and templating 
     requestId: `r${i}`, time: T0 + i, method: 'GET', authority: SERVICE, path,
     headers: new Map([['x-forwarded-for', [xff]]]), caller: { workload: WEB, mtls: true, identitySource: 'filter' },
   });
-  const respond = (r: RequestEvent): void => engine.observeResponse(r, { requestId: r.requestId, time: r.time, status: 200, headers: NO_HEADERS });
+  const respond = (r: RequestEvent): void => { engine.observeResponse(r, { requestId: r.requestId, time: r.time, status: 200, headers: NO_HEADERS }); };
 
   let heapAtFifth = 0;
   let attackNext = 5_000_000;

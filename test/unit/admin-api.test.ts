@@ -65,6 +65,19 @@ describe('admin HTTP API', () => {
     }
   });
 
+  test('GET /posture lists standing misconfiguration per operation (token required)', async () => {
+    const trace: RequestEvent = { ...request('/orders/1'), method: 'TRACE' };
+    engine.decide(trace);
+    engine.observeResponse(trace, { requestId: trace.requestId, time: trace.time, status: 200, headers: new Map([['server', ['nginx/1.18.0']]]) });
+    assert.equal((await get('/posture', null)).status, 401);
+    const res = await get('/posture');
+    assert.equal(res.status, 200);
+    const rows = res.body.posture as { detector: string; operation: string; items: { issue: string }[] }[];
+    const row = rows.find((r) => r.detector === 'content-misconfig' && r.operation.startsWith('TRACE orders.shop.svc.cluster.local'));
+    assert.ok(row, JSON.stringify(rows).slice(0, 400));
+    assert.ok(row.items.some((i) => i.issue === 'trace-enabled') && row.items.some((i) => i.issue === 'version-banner:server'), JSON.stringify(row.items));
+  });
+
   test('findings from the engine, newest first, filtered, and what enforce mode blocked', async () => {
     engine.decide(request('/orders?orderId=1&orderId=2'));
     engine.decide(request('/orders/7'));

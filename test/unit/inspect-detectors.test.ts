@@ -147,7 +147,7 @@ test('exposure: private keys in a response are reported; undeclared response pro
 });
 
 test('exposure: an established caller that suddenly receives a new sensitive field is reported', () => {
-  const { send } = setup({ exposure: { alwaysReport: [], callerWarmup: 5, operationWarmup: 5, commonAmongCallers: 3 } });
+  const { send } = setup({ exposure: { alwaysReport: [], callerWarmup: 5, operationWarmup: 5, commonAmongCallers: 3, redact: [] } });
   for (let i = 0; i < 6; i++) assert.deepEqual(send({ method: 'GET', path: '/me' }, { json: { name: 'ann', email: 'ann@example.com' } }).findings, []);
   const r = send({ method: 'GET', path: '/me' }, { json: { name: 'ann', email: 'ann@example.com', ssn: '123-45-6789' } });
   assert.deepEqual(detectorsOf(r.findings), ['content-exposure:API3:2023-BrokenObjectPropertyLevelAuthorization']);
@@ -156,7 +156,7 @@ test('exposure: an established caller that suddenly receives a new sensitive fie
 });
 
 test('exposure: a field the operation routinely gives to other identities (a login token) is not sudden', () => {
-  const { send } = setup({ exposure: { alwaysReport: [], callerWarmup: 5, operationWarmup: 5, commonAmongCallers: 3 } });
+  const { send } = setup({ exposure: { alwaysReport: [], callerWarmup: 5, operationWarmup: 5, commonAmongCallers: 3, redact: [] } });
   const token = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln';
   for (const user of ['a', 'b', 'c']) send({ path: '/login', caller: { workload: `spiffe://x/ns/u/sa/${user}`, mtls: true, identitySource: 'filter' } }, { json: { token } });
   for (let i = 0; i < 6; i++) send({ path: '/login' }, { json: { message: 'wrong password' } });

@@ -1,13 +1,13 @@
 // Large bodies are decoded off the event loop (inspect/body-pool.ts): the sample they become, the
 // bad inputs (bombs, deadline, full pipeline), ordered answers on the ext_proc stream, and the
 // event loop kept free while 1 MB bodies are inspected.
-import { test, after } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { sampleJson, sampleDecodedBody } from '../../extproc/src/inspect/body-sample.ts';
 import { BodyDecoder, OFF_THREAD_BODY_BYTES, decodeBody } from '../../extproc/src/inspect/body.ts';
-import { closeBodyPool } from '../../extproc/src/inspect/body-pool.ts';
+import { closeBodyPool, warmBodyPool } from '../../extproc/src/inspect/body-pool.ts';
 import { jsonOf } from '../../extproc/src/engine/body.ts';
 import { Engine } from '../../extproc/src/engine/engine.ts';
 import type { Finding } from '../../extproc/src/engine/finding.ts';
@@ -57,6 +57,10 @@ test('sampleDecodedBody says the body was sampled only when something was left o
   assert.equal(sampled.text.length, 64 * 1024);
   assert.equal(sampled.wireBytes, big.wireBytes);
 });
+
+// The server starts the worker pool before it serves (server.ts); so do these tests, or a cold
+// start on a busy machine would overrun the 250 ms decode deadline they are not about.
+before(async () => { await warmBodyPool(); });
 
 test('prepare() decodes large bodies off-thread into the cache decode() and jsonOf() read; small bodies stay synchronous', async () => {
   const decoder = new BodyDecoder();

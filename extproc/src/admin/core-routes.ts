@@ -2,6 +2,7 @@
 //   GET /findings   recent findings, newest first (?limit=&category=&severity=&detector=&caller=), and totals
 //   GET /policy     the effective policy the engine runs, where it came from, and rejected policies
 //   GET /report     findings, blocks and inventory as a meshward report (`meshward report` renders it)
+//   GET /posture    standing misconfiguration per operation (CORS, banners, TRACE, security headers, plaintext)
 import type { AdminRequest, AdminResponse, AdminRouter } from './server.ts';
 import type { FindingsBuffer, FindingQuery } from './findings-buffer.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -84,6 +85,10 @@ export function registerCoreRoutes(router: AdminRouter, o: CoreRouteOptions): vo
   router.register({
     method: 'GET', path: '/policy',
     handle: () => ({ status: 200, body: { mode: o.mode(), detectors: o.engine.detectorNames, policy: o.policy?.() ?? null } }),
+  });
+  router.register({
+    method: 'GET', path: '/posture',
+    handle: () => ({ status: 200, body: { posture: o.engine.posture() } }),
   });
   router.register({
     method: 'GET', path: '/report',

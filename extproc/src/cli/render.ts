@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import YAML from 'yaml';
 import { PROJECT_ROOT } from '../local/envoy-binary.ts';
 import { REQUIRED_REQUEST_ATTRIBUTES } from '../wire/request.ts';
+import { HTTP2_OPTIONS } from '../local/envoy-config.ts';
 import { loadPolicyCrd } from '../policy/validate.ts';
 import { POLICY_API_VERSION, POLICY_KIND } from '../policy/types.ts';
 
@@ -20,10 +21,14 @@ export interface ChartValues {
   workloadSelector: Record<string, string>;
   image: { repository: string; tag: string; pullPolicy: string };
   server: {
-    replicas: number; port: number; logLevel: string; policyResyncSeconds: number; resources: Json;
+    replicas: number; port: number; logLevel: string; policyResyncSeconds: number; specUrlRefreshSeconds: number; specConfigMapRefreshSeconds: number; resources: Json;
+    maxConcurrentStreams: number; maxConcurrentStreamsPerConnection: number; streamIdleSeconds: number;
+    metricsPort: number; tls: { mode: 'mtls' | 'plaintext'; trustDomain: string; refreshSeconds: number };
     podDisruptionBudget: { enabled: boolean; minAvailable: number | string };
     nodeSelector: Json; tolerations: unknown[]; affinity: Json;
   };
+  specConfigMaps: { enabled: boolean; names: string[] };
+  networkPolicy: { enabled: boolean; metricsFrom: Json[] };
   serviceAccount: { create: boolean; name: string };
   crds: { install: boolean };
   defaultPolicy: { create: boolean; name: string; mode: 'monitor' | 'enforce'; failureMode: 'open' | 'closed' };
@@ -62,6 +67,8 @@ export function renderManifests(options: RenderOptions): Json[] {
   const fullname = (release.includes('meshward') ? release : `${release}-meshward`).slice(0, 63).replace(/-+$/, '');
   const serviceAccount = v.serviceAccount.name || fullname;
   const serviceHost = `${fullname}.${ns}.svc.${v.clusterDomain}`;
+  // mtls: the cluster the EnvoyFilter adds; plaintext: Istio's own outbound cluster for the Service.
+  const extProcCluster = v.server.tls.mode === 'mtls' ? `${fullname}-ext-proc-mtls` : `outbound|${v.server.port}||${serviceHost}`;
   const selectorLabels = { 'app.kubernetes.io/name': 'meshward', 'app.kubernetes.io/instance': release };
   const labels = { ...selectorLabels, 'app.kubernetes.io/version': chart.appVersion, 'app.kubernetes.io/managed-by': 'Helm' };
   const meta = (name: string, namespace?: string, extra: Json = {}): Json => ({ name, ...(namespace ? { namespace } : {}), labels, ...extra });
@@ -80,6 +87,9 @@ export function renderManifests(options: RenderOptions): Json[] {
     rules: [
       { apiGroups: ['security.meshward.io'], resources: ['apisecuritypolicies'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['security.meshward.io'], resources: ['apisecuritypolicies/status'], verbs: ['patch', 'update'] },
+      ...(v.specConfigMaps.enabled
+        ? [{ apiGroups: [''], resources: ['configmaps'], ...(v.specConfigMaps.names.length ? { resourceNames: v.specConfigMaps.names } : {}), verbs: ['get'] }]
+        : []),
     ],
   });
   out.push({
@@ -91,14 +101,17 @@ export function renderManifests(options: RenderOptions): Json[] {
     apiVersion: 'v1', kind: 'Service', metadata: meta(fullname, ns),
     spec: { selector: selectorLabels, ports: [{ name: 'grpc', appProtocol: 'grpc', port: v.server.port, targetPort: 'grpc', protocol: 'TCP' }] },
   });
-  const grpcProbe = { grpc: { port: v.server.port } };
+  const mtls = v.server.tls.mode === 'mtls';
+  // Kubernetes' gRPC probes are plaintext: the mTLS port gets TCP probes.
+  const grpcProbe = mtls ? { tcpSocket: { port: v.server.port } } : { grpc: { port: v.server.port } };
+  if (v.networkPolicy.enabled) out.push(networkPolicy(v, meta(fullname, ns), selectorLabels));
   out.push({
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(fullname, ns),
     spec: {
       replicas: v.server.replicas,
       selector: { matchLabels: selectorLabels },
       template: {
-        metadata: { labels, annotations: { 'sidecar.istio.io/inject': 'false' } },
+        metadata: { labels, annotations: mtls ? CERT_ONLY_SIDECAR : { 'sidecar.istio.io/inject': 'false' } },
         spec: {
           serviceAccountName: serviceAccount,
           securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
@@ -106,18 +119,27 @@ export function renderManifests(options: RenderOptions): Json[] {
             name: 'meshward',
             image: `${v.image.repository}:${v.image.tag || chart.appVersion}`,
             imagePullPolicy: v.image.pullPolicy,
-            args: ['serve', '--host=0.0.0.0', `--port=${v.server.port}`, '--policy-source=kubernetes', '--policy-namespace=$(POD_NAMESPACE)', `--policy-resync-seconds=${v.server.policyResyncSeconds}`],
+            args: ['serve', '--host=0.0.0.0', `--port=${v.server.port}`, '--policy-source=kubernetes', '--policy-namespace=$(POD_NAMESPACE)', `--policy-resync-seconds=${v.server.policyResyncSeconds}`,
+              `--spec-url-refresh-seconds=${v.server.specUrlRefreshSeconds}`, `--spec-configmap-refresh-seconds=${v.server.specConfigMapRefreshSeconds}`,
+              `--max-concurrent-streams=${v.server.maxConcurrentStreams}`, `--max-concurrent-streams-per-connection=${v.server.maxConcurrentStreamsPerConnection}`, `--stream-idle-seconds=${v.server.streamIdleSeconds}`,
+              ...(mtls
+                ? [`--tls-cert=${ISTIO_OUTPUT_CERTS}/cert-chain.pem`, `--tls-key=${ISTIO_OUTPUT_CERTS}/key.pem`, `--tls-client-ca=${ISTIO_OUTPUT_CERTS}/root-cert.pem`, `--tls-refresh-seconds=${v.server.tls.refreshSeconds}`]
+                : ['--insecure-plaintext']),
+              `--forged-stream-failure-mode=${v.defaultPolicy.failureMode}`,
+              ...(v.server.metricsPort ? [`--prometheus-port=${v.server.metricsPort}`] : [])],
             env: [
               { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               { name: 'MESHWARD_LOG_LEVEL', value: v.server.logLevel },
             ],
-            ports: [{ name: 'grpc', containerPort: v.server.port, protocol: 'TCP' }],
+            ports: [{ name: 'grpc', containerPort: v.server.port, protocol: 'TCP' }, ...(v.server.metricsPort ? [{ name: 'metrics', containerPort: v.server.metricsPort, protocol: 'TCP' }] : [])],
             startupProbe: { ...grpcProbe, periodSeconds: 2, failureThreshold: 30 },
             readinessProbe: { ...grpcProbe, periodSeconds: 5 },
             livenessProbe: { ...grpcProbe, periodSeconds: 10, failureThreshold: 3 },
             resources: v.server.resources,
             securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+            ...(mtls ? { volumeMounts: [{ name: 'istio-certs', mountPath: ISTIO_OUTPUT_CERTS, readOnly: true }] } : {}),
           }],
+          ...(mtls ? { volumes: [{ name: 'istio-certs', emptyDir: { medium: 'Memory' } }] } : {}),
           ...(Object.keys(v.server.nodeSelector).length ? { nodeSelector: v.server.nodeSelector } : {}),
           ...(v.server.tolerations.length ? { tolerations: v.server.tolerations } : {}),
           ...(Object.keys(v.server.affinity).length ? { affinity: v.server.affinity } : {}),
@@ -142,7 +164,8 @@ export function renderManifests(options: RenderOptions): Json[] {
       apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: meta(`${fullname}-ext-proc`, v.istioRootNamespace),
       spec: {
         ...(selector ? { workloadSelector: { labels: selector } } : {}),
-        configPatches: contexts.map((context) => ({
+        configPatches: [...(mtls ? [{ applyTo: 'CLUSTER', match: { context: 'ANY' }, patch: { operation: 'ADD', value: mtlsExtProcCluster(extProcCluster, serviceHost, v.server.port, `spiffe://${v.server.tls.trustDomain}/ns/${ns}/sa/${serviceAccount}`) } }] : []),
+          ...contexts.map((context) => ({
           applyTo: 'HTTP_FILTER',
           match: { context, listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } } },
           patch: {
@@ -153,7 +176,7 @@ export function renderManifests(options: RenderOptions): Json[] {
                 '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
                 grpc_service: {
                   envoy_grpc: {
-                    cluster_name: `outbound|${v.server.port}||${serviceHost}`,
+                    cluster_name: extProcCluster,
                     // Envoy's default :authority is the cluster name, whose "|" an HTTP/2 server (Node's) rejects.
                     authority: `${serviceHost}:${v.server.port}`,
                   },
@@ -172,7 +195,7 @@ export function renderManifests(options: RenderOptions): Json[] {
               },
             },
           },
-        })),
+        }))],
       },
     });
   }
@@ -200,6 +223,65 @@ export function renderManifests(options: RenderOptions): Json[] {
     });
   }
   return out;
+}
+
+/** Where istio-agent writes the pod's certificate (OUTPUT_CERTS) for the server to read. */
+const ISTIO_OUTPUT_CERTS = '/etc/istio-output-certs';
+
+/** A sidecar that intercepts nothing and only writes the pod's mesh certificate (Istio's documented
+ *  way to give a non-Envoy process mesh certificates, as for Prometheus scraping over mTLS). */
+const CERT_ONLY_SIDECAR = {
+  'sidecar.istio.io/inject': 'true',
+  'traffic.sidecar.istio.io/includeInboundPorts': '',
+  'traffic.sidecar.istio.io/includeOutboundIPRanges': '',
+  'proxy.istio.io/config': JSON.stringify({ holdApplicationUntilProxyStarts: true, proxyMetadata: { OUTPUT_CERTS: ISTIO_OUTPUT_CERTS } }),
+  'sidecar.istio.io/userVolumeMount': JSON.stringify([{ name: 'istio-certs', mountPath: ISTIO_OUTPUT_CERTS }]),
+};
+
+/** Only pods with an Istio sidecar reach the gRPC port; the metrics port (if any) from metricsFrom. */
+function networkPolicy(v: ChartValues, metadata: Json, selectorLabels: Json): Json {
+  return {
+    apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata,
+    spec: {
+      podSelector: { matchLabels: selectorLabels },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { from: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'security.istio.io/tlsMode': 'istio' } } }], ports: [{ port: v.server.port, protocol: 'TCP' }] },
+        ...(v.server.metricsPort ? [{ ports: [{ port: v.server.metricsPort, protocol: 'TCP' }], ...(v.networkPolicy.metricsFrom.length ? { from: v.networkPolicy.metricsFrom } : {}) }] : []),
+      ],
+    },
+  };
+}
+
+/** Istio's SDS on the sidecar's bootstrap cluster sds-grpc (istio-agent serves "default" and "ROOTCA"). */
+const ISTIO_SDS = {
+  api_config_source: { api_type: 'GRPC', grpc_services: [{ envoy_grpc: { cluster_name: 'sds-grpc' } }], set_node_on_first_message_only: true, transport_api_version: 'V3' },
+  initial_fetch_timeout: '0s',
+  resource_api_version: 'V3',
+};
+
+/** The ext_proc cluster over mTLS: the sidecar's own certificate, only the server's SPIFFE ID accepted. */
+export function mtlsExtProcCluster(name: string, host: string, port: number, serverSpiffeId: string): Json {
+  return {
+    name, type: 'STRICT_DNS', connect_timeout: '1s',
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }] },
+    typed_extension_protocol_options: HTTP2_OPTIONS,
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+        sni: host,
+        common_tls_context: {
+          alpn_protocols: ['h2'],
+          tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: ISTIO_SDS }],
+          combined_validation_context: {
+            default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: serverSpiffeId } }] },
+            validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: ISTIO_SDS },
+          },
+        },
+      },
+    },
+  };
 }
 
 export function manifestsToYaml(docs: Json[]): string {

@@ -4,6 +4,7 @@ import type { Exchange } from './exchange.ts';
 import type { Finding } from './finding.ts';
 import type { DetectorSettings } from './policy-settings.ts';
 import type { EventClock, LearningTracker } from './state.ts';
+import type { StateRegistry } from './state-snapshot.ts';
 import { graphqlOf } from './body.ts';
 
 export interface DetectorContext {
@@ -11,6 +12,8 @@ export interface DetectorContext {
   clock: EventClock;
   /** Per-service learning period, observed once per request by the engine (absent outside one). */
   learning?: LearningTracker;
+  /** Where long-term maps register to be persisted across restarts (absent outside an engine). */
+  state?: StateRegistry;
 }
 
 /** Whether the exchange's service has finished its learning period (judgements about "new"
@@ -19,7 +22,7 @@ export function serviceLearned(exchange: Exchange, context: DetectorContext): bo
   return exchange.serviceLearned ?? context.learning?.learned(exchange.request.authority, exchange.request.time) ?? false;
 }
 
-export type FindingFields = Pick<Finding, 'category' | 'severity' | 'summary' | 'evidence' | 'enforcement'>;
+export type FindingFields = Pick<Finding, 'category' | 'severity' | 'summary' | 'evidence' | 'enforcement'> & Partial<Pick<Finding, 'blocksResponse' | 'redact'>>;
 
 export function findingFor(detector: string, exchange: Exchange, fields: FindingFields): Finding {
   return {

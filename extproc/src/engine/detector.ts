@@ -9,6 +9,15 @@ export interface Detector {
   readonly name: string;
   /** Called with the request headers (body present only when sampled). Findings here can block. */
   onRequest?(exchange: Exchange): Finding[] | undefined;
-  /** Called when the response headers (and sampled body) are known. Findings here only report. */
+  /** Called when the response headers (and sampled body) are known. Findings here only report,
+   *  unless a finding asks to stop the response (Finding.blocksResponse) or redact it. */
   onResponse?(exchange: Exchange): Finding[] | undefined;
+  /** A standing list per operation (e.g. misconfiguration posture), for the admin API. */
+  posture?(): PostureEntry[];
+}
+
+/** What a detector currently holds against one operation (not a per-request finding). */
+export interface PostureEntry {
+  operation: string;
+  items: readonly unknown[];
 }

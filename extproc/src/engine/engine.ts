@@ -4,8 +4,9 @@
 // observers (logs, telemetry, the demo, replay). It knows nothing of Envoy.
 import { LRUCache } from 'lru-cache';
 import type { RequestEvent, ResponseEvent } from './event.ts';
-import type { Decision } from './decision.ts';
-import { ALLOW } from './decision.ts';
+import type { Decision, DenyDecision, ResponseVerdict } from './decision.ts';
+import { ALLOW, CONTINUE_RESPONSE } from './decision.ts';
+import { redactJsonBody } from '../inspect/redact.ts';
 import { DenyRules, type DenyRule } from './rules.ts';
 import type { Detector } from './detector.ts';
 import type { Finding } from './finding.ts';
@@ -14,11 +15,17 @@ import { createDefaultDetectors } from './detectors/index.ts';
 import type { DetectorContext } from './detector-context.ts';
 import { resolveDetectorSettings, type DetectorSettingsInput } from './policy-settings.ts';
 import { EventClock, LearningTracker } from './state.ts';
+import { StateRegistry } from './state-snapshot.ts';
 import { CollectionLearner } from './objects.ts';
 import { performance } from 'node:perf_hooks';
 import { contentContextOf } from './detectors/content.ts';
+import { bodyCutEvidence, capBody } from './body-cap.ts';
 
 export type PolicyMode = 'monitor' | 'enforce';
+/** Per-detector override of the policy mode; off = the detector does not run. */
+export type DetectorMode = PolicyMode | 'off';
+/** Detector name -> its own mode; detectors not listed follow the request's mode. */
+export type DetectorModes = Readonly<Record<string, DetectorMode>>;
 
 export interface EngineConfig {
   denyRules: readonly DenyRule[];
@@ -32,6 +39,10 @@ export interface EngineConfig {
   profileFor?: (request: RequestEvent) => EngineProfile | undefined;
   /** Detector thresholds, windows, learning periods and state caps; defaults for anything absent. */
   settings?: DetectorSettingsInput;
+  detectorModes?: DetectorModes;
+  /** Request and response bodies are inspected up to this many bytes (findings say so); absent = the
+   *  inspection's own caps. */
+  maxBodyBytes?: number;
   /** Replaces the registered detectors (engine/detectors/index.ts) with this set. */
   detectors?: (context: DetectorContext) => Detector[];
   /** Requests awaiting their response, kept for pairing (oldest evicted beyond it). Default 10,000 (in-flight requests; Envoy times streams out long before). */
@@ -43,7 +54,12 @@ export interface EngineProfile {
   key: string;
   denyRules: readonly DenyRule[];
   settings?: DetectorSettingsInput;
+  detectorModes?: DetectorModes;
+  maxBodyBytes?: number;
 }
+
+/** What a request runs through: the engine's own configuration or a profile's. */
+interface Pipeline { rules: DenyRules; detectors: Detector[]; modes: DetectorModes; maxBodyBytes: number | undefined }
 
 /** Detector sets kept for per-request profiles; each has its own bounded state (lru caps). */
 const MAX_PROFILES = 16;
@@ -53,6 +69,8 @@ export interface DecisionRecord {
   decision: Decision;
   /** Findings the request phase produced (empty when none). */
   findings?: readonly Finding[];
+  /** Set when the decision stopped a response (its request was allowed earlier). */
+  phase?: 'response';
 }
 
 export interface EngineObserver {
@@ -87,11 +105,16 @@ function denyFor(finding: Finding): Decision {
 
 export class Engine {
   #rules!: DenyRules;
+  #detectorModes: DetectorModes = {};
+  /** The engine's own pipeline, built on first use after each reconfigure. */
+  #own: Pipeline | undefined;
+  #maxBodyBytes: number | undefined;
   #mode: PolicyMode = 'monitor';
   #modeFor: EngineConfig['modeFor'];
   #profileFor: EngineConfig['profileFor'];
-  #profiles = new LRUCache<string, { rules: DenyRules; detectors: Detector[] }>({ max: MAX_PROFILES });
-  readonly #requestProfiles = new WeakMap<RequestEvent, { rules: DenyRules; detectors: Detector[] }>();
+  // A dropped profile's maps leave the state registry with it (they are not saved again).
+  #profiles = new LRUCache<string, Pipeline>({ max: MAX_PROFILES, dispose: (_set, key) => this.#state.dropScope(key) });
+  readonly #requestProfiles = new WeakMap<RequestEvent, Pipeline>();
   #detectors: Detector[] = [];
   #context!: DetectorContext;
   #learning!: LearningTracker;
@@ -99,6 +122,7 @@ export class Engine {
   #collections!: CollectionLearner;
   #detectorsBuiltFrom: { identity: string; factory: EngineConfig['detectors'] } | undefined;
   readonly #clock = new EventClock();
+  readonly #state = new StateRegistry(this.#clock);
   readonly #observers: EngineObserver[] = [];
   /** Observers that want detector timings; none (the usual case) means no clock reads per detector. */
   readonly #timingObservers: EngineObserver[] = [];
@@ -112,6 +136,9 @@ export class Engine {
    *  reload that only flips the mode or the deny rules keeps every baseline. */
   reconfigure(config: EngineConfig): void {
     this.#rules = new DenyRules(config.denyRules);
+    this.#detectorModes = config.detectorModes ?? {};
+    this.#maxBodyBytes = config.maxBodyBytes;
+    this.#own = undefined;
     this.#mode = config.mode ?? 'monitor';
     this.#modeFor = config.modeFor;
     this.#profileFor = config.profileFor;
@@ -120,10 +147,11 @@ export class Engine {
     const identity = `${JSON.stringify(settings)}|${config.maxPendingExchanges ?? DEFAULT_MAX_PENDING}`;
     if (this.#detectorsBuiltFrom?.identity === identity && this.#detectorsBuiltFrom.factory === config.detectors) return;
     this.#detectorsBuiltFrom = { identity, factory: config.detectors };
-    this.#learning = new LearningTracker(this.#clock, settings.caps, settings.learning.minDurationMs, settings.learning.minRequests);
-    this.#context = { settings, clock: this.#clock, learning: this.#learning };
+    this.#state.forgetMaps(); // the maps built below register again; dropped detectors' maps are not saved
+    this.#learning = new LearningTracker(this.#clock, settings.caps, settings.learning.minDurationMs, settings.learning.minRequests, this.#state);
+    this.#context = { settings, clock: this.#clock, learning: this.#learning, state: this.#state };
     this.#detectors = (config.detectors ?? createDefaultDetectors)(this.#context);
-    this.#collections = new CollectionLearner(this.#clock, settings.caps);
+    this.#collections = new CollectionLearner(this.#clock, settings.caps, this.#state);
     this.#pending = new LRUCache<string, Exchange>({
       max: Math.max(1, config.maxPendingExchanges ?? DEFAULT_MAX_PENDING) + 1,
       ttl: PENDING_TTL_MS,
@@ -136,6 +164,9 @@ export class Engine {
   }
 
   get detectorNames(): string[] { return this.#detectors.map((d) => d.name); }
+
+  /** The learned state persisted across restarts (snapshot/restore; see state-snapshot.ts). */
+  get state(): StateRegistry { return this.#state; }
 
   addObserver(observer: EngineObserver): () => void {
     this.#observers.push(observer);
@@ -162,12 +193,17 @@ export class Engine {
     return exchange;
   }
 
-  #run(phase: 'onRequest' | 'onResponse', exchange: Exchange): Finding[] {
+  /** The request's pipeline: its profile's, else the engine's own. */
+  #pipelineOf(request: RequestEvent): Pipeline {
+    return this.#profileOf(request) ?? (this.#own ??= { rules: this.#rules, detectors: this.#detectors, modes: this.#detectorModes, maxBodyBytes: this.#maxBodyBytes });
+  }
+
+  #run(phase: 'onRequest' | 'onResponse', exchange: Exchange, pipeline: Pipeline): Finding[] {
     const all: Finding[] = [];
     const timed = this.#timingObservers.length > 0;
-    for (const d of this.#profileOf(exchange.request)?.detectors ?? this.#detectors) {
+    for (const d of pipeline.detectors) {
       const fn = d[phase];
-      if (fn === undefined) continue;
+      if (fn === undefined || pipeline.modes[d.name] === 'off') continue;
       const started = timed ? performance.now() : 0;
       try {
         const found = fn.call(d, exchange);
@@ -181,7 +217,11 @@ export class Engine {
         for (const o of this.#timingObservers) o.onDetectorTiming!(d.name, timingPhase, durationMs);
       }
     }
-    for (const f of all) for (const o of this.#observers) o.onFinding?.(f, exchange);
+    const cut = bodyCutEvidence(exchange);
+    for (const f of all) {
+      if (cut !== undefined) f.evidence.bodyCut = cut;
+      for (const o of this.#observers) o.onFinding?.(f, exchange);
+    }
     return all;
   }
 
@@ -190,44 +230,61 @@ export class Engine {
    *  waiting for (headers only, small bodies): the caller stays synchronous. */
   prepare(event: RequestEvent | ResponseEvent): Promise<void> | undefined {
     if (event.body === undefined) return undefined;
+    // The policy's cap applies before decoding, so the decoder never reads past it.
+    const request = 'method' in event ? event : this.#pending.get(event.requestId)?.request;
+    if (request !== undefined) capBody(event, this.#pipelineOf(request).maxBodyBytes);
     return contentContextOf(this.#context).decoder.prepare(event.body, event.headers);
   }
 
   /** The request's profile (deny rules, detectors), when profileFor gives one; remembered per request
    *  so its response runs through the same detectors. */
-  #profileOf(request: RequestEvent): { rules: DenyRules; detectors: Detector[] } | undefined {
+  #profileOf(request: RequestEvent): Pipeline | undefined {
     if (this.#profileFor === undefined) return undefined;
     let built = this.#requestProfiles.get(request);
     if (built !== undefined) return built;
     const profile = this.#profileFor(request);
     if (profile === undefined) return undefined;
-    built = this.#profiles.get(profile.key);
-    if (built === undefined) {
-      const settings = resolveDetectorSettings(profile.settings);
-      const context: DetectorContext = { settings, clock: this.#clock, learning: this.#learning };
-      built = { rules: new DenyRules(profile.denyRules), detectors: (this.#detectorsBuiltFrom?.factory ?? createDefaultDetectors)(context) };
-      this.#profiles.set(profile.key, built);
-    }
+    built = this.#built(profile);
     this.#requestProfiles.set(request, built);
     return built;
   }
 
+  #built(profile: EngineProfile): Pipeline {
+    let built = this.#profiles.get(profile.key);
+    if (built === undefined) {
+      const settings = resolveDetectorSettings(profile.settings);
+      const context: DetectorContext = { settings, clock: this.#clock, learning: this.#learning, state: this.#state.scope(profile.key) };
+      built = { rules: new DenyRules(profile.denyRules), detectors: (this.#detectorsBuiltFrom?.factory ?? createDefaultDetectors)(context), modes: profile.detectorModes ?? {}, maxBodyBytes: profile.maxBodyBytes };
+      this.#profiles.set(profile.key, built);
+    }
+    return built;
+  }
+
+  /** Builds the detectors of profiles policy will ask for, when a policy is applied: building a
+   *  detector set takes long enough (bounded maps are allocated up front) that doing it on a
+   *  namespace's first request could exceed Envoy's message timeout. */
+  prepareProfiles(profiles: readonly EngineProfile[]): void {
+    for (const p of profiles) this.#built(p);
+  }
+
   decide(request: RequestEvent): Decision {
     this.#clock.advance(request.time);
-    let decision = (this.#profileOf(request)?.rules ?? this.#rules).evaluate(request);
+    const pipeline = this.#pipelineOf(request);
+    let decision = pipeline.rules.evaluate(request);
     let findings: Finding[] = [];
     if (decision.action === 'allow') {
+      capBody(request, pipeline.maxBodyBytes);
       const exchange = this.#requestExchange(request);
       if (request.requestId !== PENDING_SENTINEL) {
         this.#pending.set(request.requestId, exchange);
         this.#pending.get(PENDING_SENTINEL); // most recently used: never the one evicted
       }
-      findings = this.#run('onRequest', exchange);
+      findings = this.#run('onRequest', exchange, pipeline);
       const mode = this.#modeFor?.(exchange) ?? this.#mode;
-      if (mode === 'enforce') {
-        const blocking = findings.find((f) => f.enforcement === 'deny') ?? findings.find((f) => f.enforcement === 'rate-limit');
-        if (blocking !== undefined) decision = denyFor(blocking);
-      }
+      // A detector's own mode (policy spec.detectors[].mode) overrides the request's, either way.
+      const enforced = findings.filter((f) => f.enforcement !== 'none' && (pipeline.modes[f.detector] ?? mode) === 'enforce');
+      const blocking = enforced.find((f) => f.enforcement === 'deny') ?? enforced[0];
+      if (blocking !== undefined) decision = denyFor(blocking);
       if (decision.action === 'deny') this.#pending.delete(request.requestId);
     }
     const record: DecisionRecord = { request, decision: decision.action === 'allow' ? ALLOW : decision, findings };
@@ -235,13 +292,58 @@ export class Engine {
     return record.decision;
   }
 
-  observeResponse(request: RequestEvent, response: ResponseEvent): void {
+  /** Runs the response detectors. In enforce mode a response with a body may be stopped (a finding
+   *  with blocksResponse) or have sensitive values redacted (findings with redact paths). */
+  observeResponse(request: RequestEvent, response: ResponseEvent): ResponseVerdict {
     const pending = request.requestId === PENDING_SENTINEL ? undefined : this.#pending.get(request.requestId);
     const exchange = pending ?? this.#exchangeOf(request);
     if (pending !== undefined) this.#pending.delete(request.requestId);
     exchange.response = response;
-    this.#run('onResponse', exchange);
+    const pipeline = this.#pipelineOf(request);
+    const body = response.body;
+    capBody(response, pipeline.maxBodyBytes);
+    const findings = this.#run('onResponse', exchange, pipeline);
     for (const o of this.#observers) o.onResponse?.(request, response);
+    if (body === undefined || findings.length === 0) return CONTINUE_RESPONSE;
+    const mode = this.#modeFor?.(exchange) ?? this.#mode;
+    const enforced = findings.filter((f) => (pipeline.modes[f.detector] ?? mode) === 'enforce');
+    const blocking = enforced.find((f) => f.blocksResponse === true && f.enforcement !== 'none');
+    if (blocking !== undefined) {
+      const decision: DenyDecision = { action: 'deny', status: 502, reason: blocking.category, rule: blocking.detector };
+      for (const o of this.#observers) o.onDecision?.({ request, decision, findings, phase: 'response' });
+      return { action: 'deny', decision };
+    }
+    const paths = enforced.flatMap((f) => f.redact ?? []);
+    if (paths.length === 0) return CONTINUE_RESPONSE;
+    // A body cut by the policy's cap or Envoy's buffer limit is not the whole answer: never rewrite it.
+    const rewritten = response.bodyComplete === true && response.body === body ? redactJsonBody(body, response.headers, paths) : undefined;
+    for (const f of enforced) if (f.redact) f.evidence.redaction = rewritten ? 'redacted' : 'not possible (body cut, encoded or not JSON): delivered unchanged';
+    return rewritten ? { action: 'redact', ...rewritten } : CONTINUE_RESPONSE;
+  }
+
+  /** Findings about a request the engine must not learn from (a forged ext_proc stream): observers
+   *  get them; no rule, detector, baseline or pending exchange sees the request. */
+  reportUntrusted(request: RequestEvent, findings: readonly Finding[]): void {
+    const exchange = toExchange(request);
+    for (const f of findings) for (const o of this.#observers) o.onFinding?.(f, exchange);
+  }
+
+  /** Every detector's standing per-operation list (misconfiguration posture), across the mesh
+   *  default's detectors and every policy profile's, by detector and operation. */
+  posture(): { detector: string; operation: string; items: readonly unknown[] }[] {
+    const out = new Map<string, { detector: string; operation: string; items: unknown[] }>();
+    const pipelines = [this.#own ?? { detectors: this.#detectors }, ...this.#profiles.values()];
+    for (const p of pipelines) {
+      for (const d of p.detectors) {
+        for (const entry of d.posture?.() ?? []) {
+          const key = `${d.name}\u0000${entry.operation}`;
+          const row = out.get(key) ?? { detector: d.name, operation: entry.operation, items: [] };
+          row.items.push(...entry.items);
+          out.set(key, row);
+        }
+      }
+    }
+    return [...out.values()].sort((a, b) => a.operation.localeCompare(b.operation) || a.detector.localeCompare(b.detector));
   }
 
   /** Requests awaiting their response (bounded by maxPendingExchanges). */

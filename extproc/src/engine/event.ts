@@ -82,4 +82,7 @@ export interface ResponseEvent {
   status: number;
   headers: Headers;
   body?: Buffer;
+  /** The body is the whole response body (not a prefix cut at Envoy's buffer limit): only then may
+   *  it be replaced (redaction). */
+  bodyComplete?: boolean;
 }

@@ -39,4 +39,10 @@ export interface Finding {
   evidence: Record<string, unknown>;
   /** What enforce mode does about it: deny the request (403), rate-limit it (429), or nothing. */
   enforcement: 'deny' | 'rate-limit' | 'none';
+  /** A response finding that, in enforce mode, stops the response before the client receives it
+   *  (502). Only detectors that judge the answer itself set it (unsafe third-party responses): the
+   *  request already ran, so stopping its answer is all enforcement can still do. */
+  blocksResponse?: boolean;
+  /** JSON paths of response values enforce mode replaces with "[redacted]" (sensitive data). */
+  redact?: (string | number)[][];
 }

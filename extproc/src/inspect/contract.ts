@@ -6,6 +6,7 @@
 // undeclared for requests and writeOnly ones for responses.
 import { Ajv2019, type ErrorObject, type ValidateFunction } from 'ajv/dist/2019.js';
 import addFormats from 'ajv-formats';
+import { safeRegExp } from './safe-regexp.ts';
 import type { DecodedBody } from './body.ts';
 import { isJsonMediaType } from './body.ts';
 
@@ -144,7 +145,7 @@ export function toJsonSchema(root: Json, direction: Direction, document?: Json):
 }
 
 function createAjv(coerceTypes: boolean): Ajv2019 {
-  const ajv = new Ajv2019({ strict: false, allErrors: true, coerceTypes, logger: false, validateSchema: false });
+  const ajv = new Ajv2019({ strict: false, allErrors: true, coerceTypes, logger: false, validateSchema: false, code: { regExp: safeRegExp } });
   addFormats.default(ajv); // CommonJS module: its plugin is the `default` export
   ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 });
   ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });

@@ -3,9 +3,10 @@
 // repetition; checked by test/unit/inspect-regex-safety.test.ts), runs only after a cheap
 // substring pre-check, and only on values cut to MAX_SCANNED_CHARS.
 
-export type SensitiveKind =
-  | 'email' | 'phone' | 'card-number' | 'national-id' | 'iban' | 'jwt' | 'cloud-key' | 'private-key'
-  | 'password-hash' | 'credential';
+export const SENSITIVE_KINDS = [
+  'email', 'phone', 'card-number', 'national-id', 'iban', 'jwt', 'cloud-key', 'private-key', 'password-hash', 'credential',
+] as const;
+export type SensitiveKind = (typeof SENSITIVE_KINDS)[number];
 
 export interface SensitiveHit { kind: SensitiveKind; detail: string }
 

@@ -15,7 +15,12 @@ export interface ContentSettings {
   body: BodyLimits;
   /** Request contract mode per operation id ("METHOD host template"); `default` for the rest.
    *  Without a spec, an operation's learned shape is judged after `learnedMinSamples` consistent requests. */
-  contract: { default: ContractMode; operations: Record<string, ContractMode>; learnedMinSamples: number };
+  contract: {
+    default: ContractMode; operations: Record<string, ContractMode>;
+    /** Modes from policy by regular expression on the operation id (after `operations`, first match). */
+    patterns?: { operation: string; mode: ContractMode }[];
+    learnedMinSamples: number;
+  };
   exposure: {
     /** Kinds reported whenever a response carries them (no learning needed). */
     alwaysReport: SensitiveKind[];
@@ -25,6 +30,9 @@ export interface ContentSettings {
     operationWarmup: number;
     /** A sensitive field the operation has given to this many identities is ordinary for it. */
     commonAmongCallers: number;
+    /** Kinds whose values enforce mode replaces with "[redacted]" in JSON responses (default none:
+     *  redaction is opt-in, `meshward serve --redact`). */
+    redact: SensitiveKind[];
   };
   ssrf: { openRedirectors: OpenRedirector[]; allowedHosts: string[] };
   graphql: GraphqlLimits;
@@ -39,8 +47,8 @@ export interface ContentSettings {
 export function defaultContentSettings(): ContentSettings {
   return {
     body: { ...DEFAULT_BODY_LIMITS },
-    contract: { default: 'enforce', operations: {}, learnedMinSamples: 5 },
-    exposure: { alwaysReport: ['private-key', 'cloud-key', 'password-hash', 'card-number'], callerWarmup: 10, operationWarmup: 20, commonAmongCallers: 3 },
+    contract: { default: 'enforce', operations: {}, patterns: [], learnedMinSamples: 5 },
+    exposure: { alwaysReport: ['private-key', 'cloud-key', 'password-hash', 'card-number'], callerWarmup: 10, operationWarmup: 20, commonAmongCallers: 3, redact: [] },
     ssrf: { openRedirectors: [], allowedHosts: [] },
     graphql: { ...DEFAULT_GRAPHQL_LIMITS },
     graphqlSchemas: [],
@@ -48,6 +56,36 @@ export function defaultContentSettings(): ContentSettings {
     websocket: { requireCredentials: true, upgradesPerMinute: 30 },
     thirdPartyHosts: [],
   };
+}
+
+/** What a policy may set of ContentSettings (plain data; each group merges over the server's). */
+export interface ContentSettingsInput {
+  contract?: Partial<ContentSettings['contract']>;
+  exposure?: Partial<ContentSettings['exposure']>;
+  ssrf?: Partial<ContentSettings['ssrf']>;
+  graphql?: Partial<GraphqlLimits>;
+  grpc?: Partial<ContentSettings['grpc']>;
+  websocket?: Partial<ContentSettings['websocket']>;
+  thirdPartyHosts?: string[];
+}
+
+export function mergeContentSettings(base: ContentSettings, input: ContentSettingsInput): ContentSettings {
+  return {
+    ...base,
+    contract: { ...base.contract, ...input.contract },
+    exposure: { ...base.exposure, ...input.exposure },
+    ssrf: { ...base.ssrf, ...input.ssrf },
+    graphql: { ...base.graphql, ...input.graphql },
+    grpc: { ...base.grpc, ...input.grpc },
+    websocket: { ...base.websocket, ...input.websocket },
+    thirdPartyHosts: input.thirdPartyHosts ?? base.thirdPartyHosts,
+  };
+}
+
+/** `shared` with a policy's settings over its own; decoder, validator and spec resolver stay shared. */
+export function withContentSettings(shared: ContentContext, input: ContentSettingsInput | undefined): ContentContext {
+  if (input === undefined || Object.keys(input).length === 0) return shared;
+  return { ...shared, settings: mergeContentSettings(shared.settings, input) };
 }
 
 /** The spec operation an exchange is, with its path parameters; undefined when no spec declares it. */

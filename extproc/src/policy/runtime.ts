@@ -15,6 +15,8 @@ import { WorkloadPolicies } from './workload-policy.ts';
 import { formatPolicyError } from './validate.ts';
 import { startFilePolicySource } from './file-source.ts';
 import { policyKey } from './types.ts';
+import type { PolicyConditions } from './status-conditions.ts';
+import type { ConfigMapReader } from './configmap-reader.ts';
 
 export interface PolicyRuntimeOptions {
   source: 'file' | 'kubernetes' | 'none';
@@ -30,6 +32,8 @@ export interface PolicyRuntimeOptions {
   detectors?: EngineConfig['detectors'];
   /** Called after every update the source accepts, with the mesh-wide effective policy. */
   onApplied?: (update: PolicyUpdate, meshDefault: EffectivePolicy) => void;
+  /** Conditions written into the policies' status beside Accepted (Kubernetes source). */
+  conditions?: PolicyConditions;
 }
 
 export interface PolicyRuntime {
@@ -37,6 +41,8 @@ export interface PolicyRuntime {
   readonly last: PolicyUpdate | undefined;
   /** Effective policy per workload (namespace, labels), as requests use it. */
   readonly workloads: WorkloadPolicies;
+  /** Reads policies' ConfigMaps (Kubernetes source only). */
+  readonly configMaps?: ConfigMapReader;
   stop(): Promise<void>;
 }
 
@@ -60,9 +66,17 @@ export async function startPolicyRuntime(o: PolicyRuntimeOptions): Promise<Polic
     // Reconfiguring restarts detector state (learned baselines): only do it when something changed,
     // not on every resync or unrelated namespace edit.
     const fingerprint = JSON.stringify(config);
-    if (fingerprint === applied) return;
-    applied = fingerprint;
-    o.engine.reconfigure(config);
+    const changed = fingerprint !== applied;
+    if (changed) {
+      applied = fingerprint;
+      o.engine.reconfigure(config);
+    }
+    try {
+      o.engine.prepareProfiles(workloads.knownProfiles());
+    } catch (err) {
+      o.log.error({ err }, 'building the detectors of a policy profile failed; they are built on first use');
+    }
+    if (!changed) return;
     o.log.info({ from: effective.from, mode: config.mode, denyRules: config.denyRules.length, notApplied: settings.notApplied.map((n) => n.path) }, 'policy applied');
   };
   if (o.source === 'none') return { get last() { return last; }, workloads, stop: async () => {} };
@@ -77,11 +91,13 @@ export async function startPolicyRuntime(o: PolicyRuntimeOptions): Promise<Polic
   kubeConfig.loadFromDefault();
   const source = startKubernetesPolicySource({
     kubeConfig, meshNamespace: o.namespace, onChange: apply, log: o.log,
+    ...(o.conditions ? { conditions: o.conditions } : {}),
     ...(o.resyncSeconds ? { resyncMs: o.resyncSeconds * 1000 } : {}),
     acceptedNote: (p) => {
       const notes = engineSettingsFor(p.spec).notApplied;
       return notes.length ? `accepted (${policyKey(p)}); not applied yet: ${notes.map((n) => `${n.path} (${n.reason})`).join('; ')}` : undefined;
     },
   });
-  return { get last() { return last; }, workloads, stop: () => source.stop() };
+  const { kubernetesConfigMapReader } = await import('./configmap-reader.ts');
+  return { get last() { return last; }, workloads, configMaps: kubernetesConfigMapReader(kubeConfig), stop: () => source.stop() };
 }

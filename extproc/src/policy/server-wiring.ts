@@ -5,23 +5,33 @@
 import type { EngineConfig } from '../engine/engine.ts';
 import type { DetectorContext } from '../engine/detector-context.ts';
 import { createDefaultDetectors } from '../engine/detectors/index.ts';
-import { createContentContext } from '../inspect/settings.ts';
+import { createContentContext, defaultContentSettings } from '../inspect/settings.ts';
+import type { SensitiveKind } from '../inspect/sensitive.ts';
 import { inventoryServiceSpecs, specOperationResolver, type ServiceSpec } from '../inspect/spec-resolver.ts';
 import type { InventoryRuntime } from '../inventory/runtime.ts';
 import type { Logger } from '../log.ts';
 import type { FilterPolicy } from '../filter-config/build.ts';
-import type { FilterConfigStore } from '../filter-config/route.ts';
+import type { FilterConfigStore, FilterWorkload } from '../filter-config/route.ts';
+import type { EnforcedDenies } from '../filter-config/enforced.ts';
 import { DEFAULT_TEMPLATE_SYNC_MS, FilterTablesPublisher, inventoryTemplates, syncInventoryTemplates } from '../filter-config/publisher.ts';
 import { filterPolicyFor } from './filter-mapping.ts';
 import type { PolicyRuntimeOptions } from './runtime.ts';
-import { PolicySpecLoader, type PolicySpecStatus } from './spec-sources.ts';
+import { PolicySpecLoader, type PolicySpecLoaderOptions, type PolicySpecStatus } from './spec-sources.ts';
+import { PolicyConditions, specConditions } from './status-conditions.ts';
+import type { ConfigMapReader } from './configmap-reader.ts';
+
+/** How often remote spec sources are read again (the loader's defaults when left out). */
+export type SpecRefreshOptions = Pick<PolicySpecLoaderOptions, 'urlRefreshMs' | 'urlTimeoutMs' | 'configMapRefreshMs'>;
 
 export class PolicyServerWiring {
   readonly #log: Logger | undefined;
+  readonly #specRefresh: SpecRefreshOptions;
+  #configMaps: ConfigMapReader | undefined;
   readonly #serviceSpecs: ServiceSpec[] = [];
   #inventory: InventoryRuntime | undefined;
   #specLoader: PolicySpecLoader | undefined;
   #filterPolicy: FilterPolicy = {};
+  #filterPolicyFor: ((workload: FilterWorkload) => FilterPolicy) | undefined;
   #publisher: FilterTablesPublisher | undefined;
   #stopTemplateSync: (() => void) | undefined;
   #stopSpecWatch: (() => void) | undefined;
@@ -29,34 +39,54 @@ export class PolicyServerWiring {
   /** The engine's detector factory: the default detectors, with contracts from the inventory's specs. */
   readonly detectors: NonNullable<EngineConfig['detectors']>;
 
-  constructor(log?: Logger) {
+  /** Spec load results per policy (condition SpecsLoaded), for the Kubernetes source to write into status. */
+  readonly conditions = new PolicyConditions();
+
+  /** `redact`: sensitive kinds enforce mode redacts from JSON responses (serve --redact). */
+  constructor(log?: Logger, specRefresh: SpecRefreshOptions = {}, redact: readonly SensitiveKind[] = []) {
     this.#log = log;
-    const content = createContentContext({}, specOperationResolver(this.#serviceSpecs));
+    this.#specRefresh = specRefresh;
+    const exposure = { ...defaultContentSettings().exposure, redact: [...redact] };
+    const content = createContentContext({ exposure }, specOperationResolver(this.#serviceSpecs));
     this.detectors = (context: DetectorContext) => createDefaultDetectors(Object.assign(context, { content }));
   }
 
   /** The inventory whose specs and templates are used; policy apiSpecs load into it from now on. */
   useInventory(inventory: InventoryRuntime): void {
     this.#inventory = inventory;
-    this.#specLoader = new PolicySpecLoader(inventory.specs, () => this.#specsChanged(), this.#log);
+    this.#specLoader = new PolicySpecLoader(inventory.specs, () => this.#specsChanged(), this.#log, {
+      ...this.#specRefresh,
+      ...(this.#configMaps ? { configMaps: this.#configMaps } : {}),
+      onStatus: (status) => this.conditions.replaceAll(specConditions(status)),
+    });
     this.#specsChanged();
+  }
+
+  /** Policies' configMapRef specs are read through `reader` from now on (Kubernetes mode). */
+  useConfigMaps(reader: ConfigMapReader): Promise<void> {
+    this.#configMaps = reader;
+    return this.#specLoader?.useConfigMaps(reader) ?? Promise.resolve();
   }
 
   /** For PolicyRuntimeOptions.onApplied. */
   readonly onApplied: NonNullable<PolicyRuntimeOptions['onApplied']> = (update, meshDefault) => {
     this.#filterPolicy = filterPolicyFor(meshDefault.spec);
-    this.#publisher?.setPolicy(this.#filterPolicy);
+    // A sidecar that names its workload gets its effective policy's tables (namespace and selector).
+    this.#filterPolicyFor = (workload) => filterPolicyFor(update.set.effectiveFor(workload).spec);
+    this.#publisher?.setPolicy(this.#filterPolicy, this.#filterPolicyFor);
     void this.#specLoader?.sync(update.set);
   };
 
-  /** Serves the filter tables through `store` (its document at this point is the operator's base). */
-  serveFilterTables(store: FilterConfigStore, templateSyncMs = DEFAULT_TEMPLATE_SYNC_MS): void {
-    this.#publisher = new FilterTablesPublisher(store, this.#log);
-    this.#publisher.setPolicy(this.#filterPolicy);
+  /** Serves the filter tables through `store` (its document at this point is the operator's base);
+   *  with `enforced`, the temporary denies of enforced findings go into them too. */
+  serveFilterTables(store: FilterConfigStore, templateSyncMs = DEFAULT_TEMPLATE_SYNC_MS, enforced?: EnforcedDenies): void {
+    this.#publisher = new FilterTablesPublisher(store, this.#log, enforced);
+    this.#publisher.setPolicy(this.#filterPolicy, this.#filterPolicyFor);
     if (this.#inventory) this.#stopTemplateSync = syncInventoryTemplates(this.#publisher, this.#inventory.inventory, templateSyncMs);
   }
 
-  /** Checks the policies' spec files every `intervalMs` and reloads the edited ones. */
+  /** Checks the policies' spec files every `intervalMs` and reloads the edited ones; URLs and
+   *  ConfigMaps are re-read on these ticks once their own refresh interval has passed. */
   watchSpecFiles(intervalMs = DEFAULT_TEMPLATE_SYNC_MS): void {
     const timer = setInterval(() => { void this.#specLoader?.recheck(); }, intervalMs);
     timer.unref();

@@ -44,10 +44,27 @@ export class WorkloadPolicies {
     this.#meshProfileKey = this.#profileOf(set.effectiveFor({ namespace: set.meshNamespace })).key;
   }
 
+  /** The profiles the policies in force define (each policy's namespace, with its selector's labels),
+   *  other than the mesh default's: what the engine should build before requests need them. */
+  knownProfiles(): EngineProfile[] {
+    if (this.#set === undefined) return [];
+    const out = new Map<string, EngineProfile>();
+    for (const p of this.#set.policies()) {
+      const labels = p.spec.selector?.matchLabels;
+      const profile = this.#profileOf(this.#set.effectiveFor({ namespace: p.metadata.namespace ?? 'default', ...(labels ? { labels } : {}) }));
+      if (profile.key !== this.#meshProfileKey) out.set(profile.key, profile);
+    }
+    return [...out.values()];
+  }
+
   #profileOf(effective: EffectivePolicy): EngineProfile {
     const settings = engineSettingsFor(effective.spec);
     const denyRules = [...this.#staticDenyRules, ...settings.engine.denyRules];
-    return { key: JSON.stringify({ denyRules, settings: settings.detectors }), denyRules, settings: settings.detectors };
+    const { detectorModes, maxBodyBytes } = settings.engine;
+    return {
+      key: JSON.stringify({ denyRules, settings: settings.detectors, detectorModes, maxBodyBytes }), denyRules, settings: settings.detectors,
+      ...(detectorModes ? { detectorModes } : {}), ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+    };
   }
 
   #decisionFor(workload: SidecarWorkload | undefined): WorkloadDecision | undefined {

@@ -35,7 +35,7 @@ export interface ProcessingRequest {
 
 export interface HeaderValueOption { header: { key: string; raw_value: Buffer } }
 export interface HeaderMutation { set_headers?: HeaderValueOption[]; remove_headers?: string[] }
-export interface CommonResponse { status?: 'CONTINUE' | 'CONTINUE_AND_REPLACE'; header_mutation?: HeaderMutation }
+export interface CommonResponse { status?: 'CONTINUE' | 'CONTINUE_AND_REPLACE'; header_mutation?: HeaderMutation; body_mutation?: { body?: Buffer } }
 
 export interface ImmediateResponse {
   status: { code: number };

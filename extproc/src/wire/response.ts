@@ -7,7 +7,7 @@ export const RESERVED_HEADER_PREFIX = 'x-meshward-';
 
 export function denyResponse(decision: DenyDecision, requestId: string): ProcessingResponse {
   const body = JSON.stringify({
-    error: decision.status === 429 ? 'too_many_requests' : 'forbidden',
+    error: decision.status === 429 ? 'too_many_requests' : decision.status === 502 ? 'bad_gateway' : 'forbidden',
     reason: decision.reason,
     rule: decision.rule,
     request_id: requestId,
@@ -48,3 +48,16 @@ export const CONTINUE_RESPONSES = {
   response_body: { response_body: {} },
   response_trailers: { response_trailers: {} },
 } as const satisfies Record<string, ProcessingResponse>;
+
+/** Replaces a buffered response body (redaction); the length header follows the new body. */
+export function replacedBodyResponse(body: Buffer): ProcessingResponse {
+  return {
+    response_body: {
+      response: {
+        status: 'CONTINUE',
+        header_mutation: { set_headers: [{ header: { key: 'content-length', raw_value: Buffer.from(String(body.length)) } }] },
+        body_mutation: { body },
+      },
+    },
+  };
+}

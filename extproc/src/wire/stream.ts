@@ -10,7 +10,9 @@ import { ALLOW } from '../engine/decision.ts';
 import type { Logger } from '../log.ts';
 import type { ProcessingRequest, ProcessingResponse, RequestKind } from './messages.ts';
 import { toRequestEvent, toResponseEvent } from './request.ts';
-import { CONTINUE_RESPONSES, RESERVED_HEADER_PREFIX, denyResponse, requestHeadersResponse } from './response.ts';
+import { CONTINUE_RESPONSES, RESERVED_HEADER_PREFIX, denyResponse, replacedBodyResponse, requestHeadersResponse } from './response.ts';
+import { checkStreamBinding, forgedStreamFinding, FORGED_STREAM_DENY, type FailureMode } from './stream-binding.ts';
+import type { StreamPeer } from '../server-tls.ts';
 
 /** Response headers of a sampled response: continue, and send the body (up to Envoy's buffer limit;
  *  BUFFERED would turn a larger response into a 500). */
@@ -48,6 +50,12 @@ function opensTunnel(request: RequestEvent): boolean {
   return request.method === 'CONNECT' || request.headers.has('upgrade');
 }
 
+/** Who opened the stream and what to do with a request the stream's claim cannot be trusted for. */
+export interface StreamBindingOptions {
+  peer: StreamPeer;
+  failureMode: FailureMode;
+}
+
 export class ExtProcStream {
   #requestPhase: Phase = Phase.None;
   #responsePhase: Phase = Phase.None;
@@ -63,12 +71,14 @@ export class ExtProcStream {
   readonly #engine: Engine;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #binding: StreamBindingOptions | undefined;
   /** The last asynchronous answer still pending; later messages queue behind it. */
   #tail: Promise<StepResult> | undefined;
   /** Whether the message being dispatched may wait for an off-thread body decode (handle(), not step()). */
   #offThread = false;
 
-  constructor(requestId: string, engine: Engine, log: Logger, now: () => number = Date.now) {
+  constructor(requestId: string, engine: Engine, log: Logger, now: () => number = Date.now, binding?: StreamBindingOptions) {
+    this.#binding = binding;
     this.#requestId = requestId;
     this.#engine = engine;
     this.#log = log;
@@ -147,10 +157,20 @@ export class ExtProcStream {
     switch (kind) {
       case 'request_headers': {
         this.#requestPhase = this.#advance('request', this.#requestPhase, Phase.Headers, kind);
-        const { event, conflict } = toRequestEvent(this.#requestId, message, this.#now());
+        const { event, conflict, record } = toRequestEvent(this.#requestId, message, this.#now());
         if (conflict !== undefined) this.#log.error({ requestId: this.#requestId, conflict }, 'identity sources disagree');
-        this.#request = event;
         const reserved = [...event.headers.keys()].filter((k) => k.startsWith(RESERVED_HEADER_PREFIX));
+        const mismatch = this.#binding && checkStreamBinding(this.#binding.peer, record);
+        if (mismatch) {
+          // Fabricated: reported, never learned from (this.#request stays unset, so neither is its response).
+          const failureMode = this.#binding!.failureMode;
+          this.#engine.reportUntrusted(event, [forgedStreamFinding(event, mismatch, failureMode)]);
+          this.#log.warn({ requestId: this.#requestId, certificate: mismatch.certificate, claimed: mismatch.claimed, reason: mismatch.reason }, 'forged ext_proc stream');
+          const response = requestHeadersResponse(failureMode === 'closed' ? FORGED_STREAM_DENY : ALLOW, this.#requestId, reserved);
+          if ('immediate_response' in response) this.#immediateResponseSent = true;
+          return response;
+        }
+        this.#request = event;
         if (event.sampled === true && message.request_headers?.end_of_stream !== true && !opensTunnel(event)) {
           // Content detectors need the body: ask for it (BUFFERED_PARTIAL) and decide when it arrives.
           this.#decisionPending = true;
@@ -204,10 +224,16 @@ export class ExtProcStream {
         if (this.#pendingResponse && this.#request) {
           // BUFFERED_PARTIAL: the body up to Envoy's buffer limit, in this one message.
           const request = this.#request;
-          const response: ResponseEvent = { ...this.#pendingResponse, body: message.response_body?.body ?? Buffer.alloc(0) };
+          const response: ResponseEvent = { ...this.#pendingResponse, body: message.response_body?.body ?? Buffer.alloc(0), bodyComplete: message.response_body?.end_of_stream === true };
           this.#pendingResponse = undefined;
           return this.#afterPrepare(response, () => {
-            this.#engine.observeResponse(request, response);
+            const verdict = this.#engine.observeResponse(request, response);
+            if (verdict.action === 'deny') {
+              // The response headers are still held by Envoy (buffered body): the client gets this instead.
+              this.#immediateResponseSent = true;
+              return denyResponse(verdict.decision, this.#requestId);
+            }
+            if (verdict.action === 'redact') return replacedBodyResponse(verdict.body);
             return CONTINUE_RESPONSES.response_body;
           });
         }

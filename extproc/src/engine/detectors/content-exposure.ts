@@ -50,6 +50,18 @@ export function sensitiveFields(body: DecodedBody, maxNodes: number): SensitiveF
   return [...out.values()];
 }
 
+/** JSON paths of string values holding one of `kinds` (what enforce mode redacts), at most 256. */
+function redactPaths(body: DecodedBody, kinds: readonly SensitiveKind[], maxNodes: number): { kind: SensitiveKind; path: (string | number)[] }[] {
+  if (body.content.kind !== 'json') return [];
+  const out: { kind: SensitiveKind; path: (string | number)[] }[] = [];
+  for (const v of walkJsonStrings(body.content.value, maxNodes)) {
+    const hit = scanSensitive(v.value, v.key ?? '').find((h) => kinds.includes(h.kind));
+    if (hit) out.push({ kind: hit.kind, path: [...v.path] });
+    if (out.length >= 256) break;
+  }
+  return out;
+}
+
 interface Learned { responses: number; fields: Set<string> }
 /** Per operation: which callers received each sensitive field (up to `commonAmongCallers` of them). */
 interface OperationFields { responses: number; receivers: Map<string, Set<string>> }
@@ -65,9 +77,9 @@ export class ContentExposureDetector implements Detector {
     this.#content = content;
     const caps = context.settings.caps;
     const sizeOf = (k: string): number => 4096 + k.length * 2;
-    this.#byCaller = boundedMap(context.clock, { caps, ttlMs: 7 * 24 * 3600_000, sizeOf });
-    this.#byOperation = boundedMap(context.clock, { caps, ttlMs: 7 * 24 * 3600_000, sizeOf });
-    this.#reportedUndeclared = boundedMap(context.clock, { caps, ttlMs: 24 * 3600_000 });
+    this.#byCaller = boundedMap(context.clock, { caps, ttlMs: 7 * 24 * 3600_000, sizeOf, persist: { registry: context.state, name: 'exposure.by-caller' } });
+    this.#byOperation = boundedMap(context.clock, { caps, ttlMs: 7 * 24 * 3600_000, sizeOf, persist: { registry: context.state, name: 'exposure.by-operation' } });
+    this.#reportedUndeclared = boundedMap(context.clock, { caps, ttlMs: 24 * 3600_000, persist: { registry: context.state, name: 'exposure.reported-undeclared' } });
   }
 
   #learned(map: LRUCache<string, Learned>, key: string): Learned {
@@ -85,11 +97,14 @@ export class ContentExposureDetector implements Detector {
     const sensitive = sensitiveFields(decoded, decoder.limits.maxJsonNodes);
 
     const always = sensitive.filter((s) => settings.exposure.alwaysReport.includes(s.kind));
-    if (always.length > 0) {
+    const redact = settings.exposure.redact.length > 0 ? redactPaths(decoded, settings.exposure.redact, decoder.limits.maxJsonNodes) : [];
+    if (always.length > 0 || redact.length > 0) {
+      const kinds = [...new Set([...always.map((s) => s.kind), ...redact.map((r) => r.kind)])];
       findings.push(findingFor(this.name, exchange, {
         category: 'API3:2023-BrokenObjectPropertyLevelAuthorization', severity: 'high', enforcement: 'none',
-        summary: `response carries ${[...new Set(always.map((s) => s.kind))].join(', ')}`,
-        evidence: { fields: always, body: bodyEvidence(decoded) },
+        summary: `response carries ${kinds.join(', ')}${redact.length > 0 ? ' (redacted in enforce mode)' : ''}`,
+        evidence: { fields: always.length > 0 ? always : sensitive.filter((s) => kinds.includes(s.kind)), body: bodyEvidence(decoded) },
+        ...(redact.length > 0 ? { redact: redact.map((r) => r.path) } : {}),
       }));
     }
 

@@ -45,7 +45,7 @@ export class ContentUnsafeConsumptionDetector implements Detector {
       const target = analyzeUrlValue(location, 'location', this.#content.settings.ssrf);
       if (target) {
         findings.push(findingFor(this.name, exchange, {
-          category: 'API10:2023-UnsafeConsumption', severity: 'high', enforcement: 'deny',
+          category: 'API10:2023-UnsafeConsumption', severity: 'high', enforcement: 'deny', blocksResponse: true,
           summary: `third-party API redirects into ${target.reasons.join(', ')} (${target.host})`,
           evidence: { status: response.status, target },
         }));
@@ -63,7 +63,7 @@ export class ContentUnsafeConsumptionDetector implements Detector {
     }
     if (injections.length > 0) {
       findings.push(findingFor(this.name, exchange, {
-        category: 'API10:2023-UnsafeConsumption', severity: 'high', enforcement: 'deny',
+        category: 'API10:2023-UnsafeConsumption', severity: 'high', enforcement: 'deny', blocksResponse: true,
         summary: `third-party response carries injection payloads (${[...new Set(injections.flatMap((i) => i.signatures))].join(', ')})`,
         evidence: { values: injections, body: bodyEvidence(decoded) },
       }));
@@ -73,7 +73,7 @@ export class ContentUnsafeConsumptionDetector implements Detector {
       const violations = contracts.validateResponse(resolved.operation, response.status, decoded);
       if (violations.length > 0) {
         findings.push(findingFor(this.name, exchange, {
-          category: 'API10:2023-UnsafeConsumption', severity: 'medium', enforcement: 'deny',
+          category: 'API10:2023-UnsafeConsumption', severity: 'medium', enforcement: 'deny', blocksResponse: true,
           summary: `third-party response violates its declared schema: ${violations.slice(0, 3).map((v) => `${v.pointer} ${v.detail}`).join('; ')}`,
           evidence: { operationId: resolved.operation.operationId, violations, body: bodyEvidence(decoded) },
         }));
