@@ -4,8 +4,11 @@
 // separate process. The server-side Envoy (--concurrency 1) is pinned to CPU 0; oha, the app and
 // the ext_proc server to CPU 1 (no client-side Envoy: on two cores it would only add contention).
 // Variants are alternated (bare first, then each variant, repeated) so machine drift cancels.
+// `noop-wasm` (an empty proxy-wasm module with the filter's exports, bench/fixtures/noop-filter) is
+// the floor under the filter: what Envoy's V8 Wasm runtime costs before any filter logic runs.
+// `extproc-enforce` is `extproc` against a second server whose mesh-default policy says enforce.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,7 +28,7 @@ const { values: args } = parseArgs({
     rates: { type: 'string', default: '500,1000,2000' },
     seconds: { type: 'string', default: '10' },
     repeats: { type: 'string', default: '2' },
-    variants: { type: 'string', default: 'bare,filter,extproc,extproc-body' },
+    variants: { type: 'string', default: 'bare,noop-wasm,filter,extproc,extproc-enforce,extproc-body' },
     'memory-requests': { type: 'string', default: '200000' },
     quick: { type: 'boolean', default: false },
   },
@@ -39,13 +42,25 @@ const memoryRequests = quick ? 20000 : Number(args['memory-requests']);
 const ENVOY_CPU = '0';
 const OTHER_CPU = os.availableParallelism() > 1 ? '1' : '0';
 
-type Variant = 'bare' | 'filter' | 'extproc' | 'extproc-body';
+type Variant = 'bare' | 'noop-wasm' | 'filter' | 'extproc' | 'extproc-enforce' | 'extproc-body';
 const DESCRIPTIONS: Record<Variant, string> = {
   bare: 'bare Envoy (mTLS inbound, router)',
+  'noop-wasm': '+ empty Wasm module (the V8 floor)',
   filter: '+ meshward Wasm filter',
-  extproc: '+ filter + ext_proc (headers only)',
+  extproc: '+ filter + ext_proc (headers only, monitor)',
+  'extproc-enforce': '+ filter + ext_proc (headers only, enforce)',
   'extproc-body': '+ filter + ext_proc + 1 KB JSON body buffered',
 };
+/** The filter's per-VM gauges of their Wasm linear memory (Envoy stats filter regex). */
+const WASM_MEMORY_STAT = 'meshward_filter_vm[0-9]+_wasm_memory_bytes';
+const usesExtProc = (v: Variant): boolean => v.startsWith('extproc');
+
+/** The mesh-default policy of the enforce variant's server. */
+const ENFORCE_POLICY = `apiVersion: security.meshward.io/v1alpha1
+kind: ApiSecurityPolicy
+metadata: { name: mesh-default, namespace: meshward }
+spec: { mode: enforce, failureMode: closed }
+`;
 
 interface RateSample { variant: Variant; rate: number; result: LoadResult; envoyCpuPerReq: number; serverCpuPerReq: number }
 interface SatSample { variant: Variant; result: LoadResult }
@@ -72,7 +87,22 @@ async function main(): Promise<void> {
   const appPort = await freePort();
   const app = await startApp(appPort);
   const extProcPort = await freePort();
-  const extProc = await startExtProcProcess(extProcPort, OTHER_CPU, [], path.join(PROJECT_ROOT, 'bench', 'results', 'ext-proc-server.log'));
+  await mkdir(path.join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
+  const serverLog = path.join(PROJECT_ROOT, 'bench', 'results', 'ext-proc-server.log');
+  const extProc = await startExtProcProcess(extProcPort, OTHER_CPU, [], serverLog);
+  let enforceExtProc: ChildProcess | undefined;
+  const enforcePort = await freePort();
+  if (variantNames.includes('extproc-enforce')) {
+    const policyFile = path.join(dir, 'enforce.yaml');
+    await writeFile(policyFile, ENFORCE_POLICY);
+    enforceExtProc = await startExtProcProcess(enforcePort, OTHER_CPU, ['--policy-source', 'file', '--policy-file', policyFile, '--policy-namespace', 'meshward'], serverLog);
+  }
+  let noopWasm = '';
+  if (variantNames.includes('noop-wasm')) {
+    noopWasm = path.join(dir, 'noop.wasm');
+    execFileSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'asc'), [path.join(PROJECT_ROOT, 'bench/fixtures/noop-filter/index.ts'), '-o', noopWasm, '--runtime', 'incremental', '-O3', '--exportStart', '_initialize', '--use', 'abort=']);
+  }
+  const serverOf = (v: Variant): ChildProcess => (v === 'extproc-enforce' ? enforceExtProc! : extProc);
   const inboundPort = await freePort();
   // oha resolves the certificate's DNS name to the loopback listener.
   const tls = { certFile: loadgen.certFile, keyFile: loadgen.keyFile, caFile: pki.caFile, connectTo: `server.bench.svc:${inboundPort}:127.0.0.1:${inboundPort}` };
@@ -82,10 +112,11 @@ async function main(): Promise<void> {
   const startServerEnvoy = async (variant: Variant): Promise<EnvoyProcess> => {
     const admin = await freePort();
     return startEnvoy(`server-${variant}`, serverSidecarBootstrap({
-      adminPort: admin, inbound: [{ name: 'inbound', port: inboundPort, failureModeAllow: false }], appPort, extProcPort,
+      adminPort: admin, inbound: [{ name: 'inbound', port: inboundPort, failureModeAllow: false }], appPort, extProcPort: variant === 'extproc-enforce' ? enforcePort : extProcPort,
       wasmFile: DEFAULT_WASM_FILE, certFile: server.certFile, keyFile: server.keyFile, caFile: pki.caFile, trustDomain: pki.trustDomain,
       httpFilters: () => {
         if (variant === 'bare') return [];
+        if (variant === 'noop-wasm') return [meshwardWasmFilter({ wasmFile: noopWasm })];
         const wasm = meshwardWasmFilter({ wasmFile: DEFAULT_WASM_FILE });
         if (variant === 'filter') return [wasm];
         return [wasm, meshwardExtProcFilter({ extProcCluster: 'meshward_ext_proc', failureModeAllow: false, requestBodyMode: variant === 'extproc-body' ? 'BUFFERED' : 'NONE' })];
@@ -107,10 +138,10 @@ async function main(): Promise<void> {
         await runLoad({ url, seconds: 2, rate: 500, connections: 16, cpus: OTHER_CPU, tls, ...body }); // warm-up
         for (const rate of rates) {
           const e0 = cpuSeconds(envoy.pid);
-          const s0 = cpuSeconds(extProc.pid!);
+          const s0 = cpuSeconds(serverOf(variant).pid!);
           const result = await runLoad({ url, seconds, rate, connections: 32, cpus: OTHER_CPU, tls, ...body });
           const n = Math.max(1, result.requests);
-          rateSamples.push({ variant, rate, result, envoyCpuPerReq: (cpuSeconds(envoy.pid) - e0) / n, serverCpuPerReq: (cpuSeconds(extProc.pid!) - s0) / n });
+          rateSamples.push({ variant, rate, result, envoyCpuPerReq: (cpuSeconds(envoy.pid) - e0) / n, serverCpuPerReq: (cpuSeconds(serverOf(variant).pid!) - s0) / n });
           const bad = Object.entries(result.statusCodes).filter(([c]) => c !== '200');
           if (bad.length || Object.keys(result.errors).length) errors.push(`${variant} @${rate}: statuses ${JSON.stringify(result.statusCodes)} errors ${JSON.stringify(result.errors)}`);
         }
@@ -118,16 +149,25 @@ async function main(): Promise<void> {
         const timeouts = (await envoy.stats('ext_proc\\.message_timeouts')).get('http.inbound.ext_proc.message_timeouts') ?? 0;
         if (timeouts > 0) errors.push(`${variant}: ${timeouts} ext_proc message timeouts`);
         if (rep === 0 && variant === 'filter') {
+          // Envoy's RSS and the filter's own Wasm linear memory (its gauge, summed over the VMs)
+          // before and after memoryRequests requests at saturation.
+          const wasmBytes = async (): Promise<number> => [...(await envoy.stats(WASM_MEMORY_STAT)).values()].reduce((a, b) => a + b, 0);
           const before = rssBytes(envoy.pid);
-          const sent = await runLoad({ url, seconds: Math.ceil(memoryRequests / 4000) + 1, connections: 16, cpus: OTHER_CPU, tls });
-          const after = rssBytes(envoy.pid);
-          memory.filterEnvoyRss = { requests: sent.requests, beforeBytes: before, afterBytes: after };
+          const wasmBefore = await wasmBytes();
+          let requests = 0;
+          while (requests < memoryRequests) {
+            const sent = await runLoad({ url, seconds: Math.min(60, Math.ceil((memoryRequests - requests) / 4000) + 1), connections: 16, cpus: OTHER_CPU, tls });
+            if (sent.requests === 0) break;
+            requests += sent.requests;
+          }
+          memory.filterEnvoyRss = { requests, beforeBytes: before, afterBytes: rssBytes(envoy.pid), wasmMemoryBeforeBytes: wasmBefore, wasmMemoryAfterBytes: await wasmBytes() };
         }
         await envoy.stop();
       }
     }
   } finally {
     extProc.kill('SIGKILL');
+    enforceExtProc?.kill('SIGKILL');
     app.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   }
@@ -149,7 +189,7 @@ async function main(): Promise<void> {
         added_p90_us: p('p90') - med('bare', rate, (s) => s.result.p90),
         added_p99_us: p('p99') - med('bare', rate, (s) => s.result.p99),
         envoy_cpu_us_per_req: med(v, rate, (s) => s.envoyCpuPerReq) * 1e6,
-        server_cpu_us_per_req: v.startsWith('extproc') ? med(v, rate, (s) => s.serverCpuPerReq) * 1e6 : 0,
+        server_cpu_us_per_req: usesExtProc(v) ? med(v, rate, (s) => s.serverCpuPerReq) * 1e6 : 0,
         saturation_rps: sat(v),
         saturation_ratio: sat(v) / sat('bare'),
       };

@@ -19,11 +19,17 @@ export async function startExtProcProcess(port: number, cpus: string, extraArgs:
     stdio: ['ignore', out, 'inherit'], env: { ...process.env, MESHWARD_LOG_LEVEL: 'warn' },
   });
   trackChild(child);
+  await waitForPort(child, port);
+  return child;
+}
+
+/** Waits until `child` listens on `port` (30 s at most; killed and thrown otherwise). */
+export async function waitForPort(child: ChildProcess, port: number): Promise<void> {
   for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null) throw new Error(`meshward serve exited with ${child.exitCode}`);
-    if (await portOpen(port)) return child;
+    if (child.exitCode !== null) throw new Error(`server process exited with ${child.exitCode}`);
+    if (await portOpen(port)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   child.kill('SIGKILL');
-  throw new Error('meshward serve did not start listening within 30 s');
+  throw new Error('server process did not start listening within 30 s');
 }

@@ -34,9 +34,20 @@ export interface RunningLoad {
   stop(): Promise<LoadCounts>;
 }
 
+export interface LoadOptions {
+  timeoutMs?: number;
+  /** Connections per target at most (requests beyond wait in the client, as a connection pool does). */
+  maxSockets?: number;
+  /** Open every connection at the start (one burst of maxSockets requests per target), so the
+   *  connection count is fixed for the run and open fds measure leaks, not pool growth. */
+  prewarm?: boolean;
+}
+
 /** Sends `ratePerSecond` requests per second, spread round-robin over the targets. */
-export function startLoad(targets: readonly LoadTarget[], ratePerSecond: number, timeoutMs = 10_000): RunningLoad {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+export function startLoad(targets: readonly LoadTarget[], ratePerSecond: number, options: LoadOptions = {}): RunningLoad {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxSockets = options.maxSockets ?? 64;
+  const agent = new http.Agent({ keepAlive: true, maxSockets });
   const counts: LoadCounts = { sent: 0, outcomes: new Map() };
   const inFlight = new Set<Promise<void>>();
   const count = (key: string): void => { counts.outcomes.set(key, (counts.outcomes.get(key) ?? 0) + 1); };
@@ -64,11 +75,15 @@ export function startLoad(targets: readonly LoadTarget[], ratePerSecond: number,
     void done.then(() => inFlight.delete(done));
   };
 
+  if (options.prewarm) {
+    for (let t = 0; t < targets.length; t++) for (let i = 0; i < maxSockets; i++) sendOne(t);
+  }
+  const scheduled = counts.sent;
   // Open loop: catch up to the schedule on every tick, so slow answers never lower the rate.
   const tick = (): void => {
     if (stopped) return;
     const due = Math.floor(((performance.now() - start) / 1000) * ratePerSecond);
-    while (counts.sent < due) sendOne(counts.sent);
+    while (counts.sent - scheduled < due) sendOne(counts.sent);
     timer = setTimeout(tick, Math.max(1, Math.min(20, 1000 / ratePerSecond)));
   };
   tick();
