@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import { ProxyWasmHost, requestHeaders } from '../support/proxy-wasm-host.ts';
+import { ProxyWasmHost, propertyPairs, requestHeaders } from '../support/proxy-wasm-host.ts';
 import { parseCaptureRecord } from '../../extproc/src/wire/capture-record.ts';
 import { FilterConfigStore } from '../../extproc/src/filter-config/route.ts';
 import { buildFilterTables } from '../../extproc/src/filter-config/build.ts';
@@ -24,14 +24,7 @@ import type { RequestEvent, SidecarWorkload } from '../../extproc/src/engine/eve
 const policy = (namespace: string, name: string, spec: PolicySpec): ApiSecurityPolicy =>
   ({ apiVersion: 'security.meshward.io/v1alpha1', kind: 'ApiSecurityPolicy', metadata: { name, namespace }, spec }) as ApiSecurityPolicy;
 
-/** proxy-wasm pairs serialization, as Envoy returns a string map property. */
-function pairs(map: Record<string, string>): Buffer {
-  const entries = Object.entries(map);
-  const head = Buffer.alloc(4 + entries.length * 8);
-  head.writeUInt32LE(entries.length, 0);
-  entries.forEach(([k, v], i) => { head.writeUInt32LE(Buffer.byteLength(k), 4 + i * 8); head.writeUInt32LE(Buffer.byteLength(v), 8 + i * 8); });
-  return Buffer.concat([head, ...entries.flatMap(([k, v]) => [Buffer.from(`${k}\0`), Buffer.from(`${v}\0`)])]);
-}
+const pairs = propertyPairs;
 
 const request = (sidecarWorkload?: SidecarWorkload): RequestEvent => ({
   requestId: 'r', time: 0, caller: { mtls: true, identitySource: 'filter' }, method: 'GET', authority: 'orders.shop', path: '/orders/1', headers: new Map(),
