@@ -110,6 +110,8 @@ test('which decisions become entries: the enforced finding\'s caller x operation
   assert.equal(enforcedEntryOf(record({ action: 'deny', status: 403, reason: lateral.category, rule: lateral.detector }, [lateral]))?.operation, undefined);
   assert.equal(enforcedEntryOf(record({ action: 'allow' }, [bola])), undefined, 'monitor mode: the finding was not enforced');
   assert.equal(enforcedEntryOf(record({ action: 'deny', status: 403, reason: 'identity-denied', rule: 'static-rule' }, [])), undefined, 'static rules are tables already');
+  assert.equal(enforcedEntryOf({ ...record({ action: 'deny', status: 403, reason: bola.category, rule: 'bola' }, [bola]), phase: 'response' }), undefined,
+    'a stopped response (an upstream\'s answer) never becomes a deny of the caller');
 });
 
 test('enforced entries: only in their namespace\'s tables, expire after the TTL, oldest evicted beyond the cap', async () => {

@@ -69,7 +69,8 @@ export class EnforcedDenies {
  *  operation (or the caller as a whole); undefined for allows and static-rule denies. */
 export function enforcedEntryOf(record: DecisionRecord): Omit<EnforcedEntry, 'expiresAtMs'> | undefined {
   const d = record.decision;
-  if (d.action !== 'deny' || (d.status !== 403 && d.status !== 429)) return undefined;
+  // A stopped response judges the upstream's answer, not the caller: never a deny of the caller.
+  if (record.phase === 'response' || d.action !== 'deny' || (d.status !== 403 && d.status !== 429)) return undefined;
   const cause = record.findings?.find((f) => f.detector === d.rule && f.category === d.reason && f.enforcement !== 'none');
   if (cause === undefined || cause.caller.length === 0 || cause.caller.length > 2048 || cause.operation.length > 2048) return undefined;
   const wholeCaller = WHOLE_CALLER_CATEGORIES.has(cause.category) || cause.operation.length === 0;
