@@ -15,6 +15,7 @@ import { JwtPeek, MAX_TOKEN_BYTES, peek } from "./jwt";
 import { sha256Hex, DIGEST_HEX } from "./sha256";
 import * as record from "./record";
 import * as template from "./template";
+import * as headers from "./headers";
 
 // --- ABI markers and memory -------------------------------------------------------------------
 
@@ -38,6 +39,7 @@ export function onAbort(message: string | null, fileName: string | null, line: u
 const PATH_PEER_URI = propertyPath(["connection", "uri_san_peer_certificate"]);
 const PATH_MTLS = propertyPath(["connection", "mtls"]);
 const PATH_SOURCE = propertyPath(["source", "address"]);
+const PATH_CONNECTION_ID = propertyPath(["connection", "id"]);
 const PATH_PEER_WORKLOAD = propertyPath(["filter_state", "downstream_peer", "workload"]);
 const PATH_PEER_NAMESPACE = propertyPath(["filter_state", "downstream_peer", "namespace"]);
 const PATH_NODE_ID = propertyPath(["xds", "node", "id"]);
@@ -45,17 +47,12 @@ const PATH_NODE_NAMESPACE = propertyPath(["xds", "node", "metadata", "NAMESPACE"
 const PATH_NODE_SERVICE_ACCOUNT = propertyPath(["xds", "node", "metadata", "SERVICE_ACCOUNT"]);
 const PATH_NODE_WORKLOAD = propertyPath(["xds", "node", "metadata", "WORKLOAD_NAME"]);
 const PATH_NODE_LABELS = propertyPath(["xds", "node", "metadata", "LABELS"]);
+const PATH_NODE_ISTIO_VERSION = propertyPath(["xds", "node", "metadata", "ISTIO_VERSION"]);
 const PROPERTY_RECORD = String.UTF8.encode("meshward");
 // Filter state wasm.meshward_fastpath = "1" marks a local reply from this filter, so the ext_proc
 // filter (wrapped in a matcher on it) skips the reply instead of opening a stream for it.
 const PROPERTY_FASTPATH = String.UTF8.encode("meshward_fastpath");
 const FASTPATH_MARK: usize = memory.data<u8>([0x31]);
-const HEADER_METHOD = String.UTF8.encode(":method");
-const HEADER_PATH = String.UTF8.encode(":path");
-const HEADER_AUTHORITY = String.UTF8.encode(":authority");
-const HEADER_AUTHORIZATION = String.UTF8.encode("authorization");
-const HEADER_API_KEY = String.UTF8.encode("x-api-key");
-const HEADER_REQUEST_ID = String.UTF8.encode("x-request-id");
 const HEADER_STATUS = String.UTF8.encode(":status");
 
 const DENY_DETAILS = String.UTF8.encode("meshward_fastpath_deny");
@@ -105,10 +102,10 @@ const DEFAULT_TICK_MS: u32 = 1000;
 let config = new FilterConfig();
 let configured = false;
 
-// Per-request scratch, reused.
-const method = new HostBytes();
-const authority = new HostBytes();
-const path = new HostBytes();
+// Per-request scratch, reused. Request headers are views into one host buffer (headers.ts).
+const method = headers.method;
+const authority = headers.authority;
+const path = headers.path;
 const scratch = new HostBytes();
 const operation = new ByteBuffer();
 const jwtPeek = new JwtPeek();
@@ -119,6 +116,14 @@ let identityReady = false;
 let userKey = "";
 const peerBytes = new ByteBuffer();
 const sourceBytes = new ByteBuffer();
+let peerFound = false;
+let sourceFound = false;
+let mtls = false;
+/** Per-connection cache of peerBytes / mtls / sourceBytes (see readConnection). */
+let connectionIdAvailable = true;
+let connectionCached = false;
+let cachedConnectionId: u64 = 0;
+let currentConnectionId: u64 = 0;
 /** Own identity from Envoy's node (outbound), computed once per VM. */
 let nodeIdentity: string | null = null;
 /** The sidecar's own workload from Envoy's node metadata (namespace, name, labels "k=v,k=v"):
@@ -129,6 +134,10 @@ const nodeWorkload = new ByteBuffer();
 /** Istio node metadata SERVICE_ACCOUNT: the server binds it to the ext_proc client certificate. */
 const nodeServiceAccount = new ByteBuffer();
 const nodeLabels = new ByteBuffer();
+/** Istio's peer-metadata filter (the only writer of filter state downstream_peer) runs only in an
+ *  Istio proxy, whose node metadata carries ISTIO_VERSION; elsewhere the two lookups always miss and
+ *  cost two host calls per request, so they are skipped. */
+let istioProxy = false;
 
 // --- Lifecycle ----------------------------------------------------------------------------------
 
@@ -331,13 +340,13 @@ function hostString(b: HostBytes): string {
   return b.len == 0 ? "" : String.UTF8.decodeUnsafe(b.ptr, b.len);
 }
 
-function copyProperty(key: string, p: ArrayBuffer, into: ByteBuffer): void {
+/** Copies a property into `into`; false when absent (present-but-empty is true). */
+function copyProperty(p: ArrayBuffer, into: ByteBuffer): bool {
   into.reset();
-  if (getProperty(p, scratch)) {
-    record.fieldBytes(key, scratch.ptr, scratch.len);
-    into.append(scratch.ptr, scratch.len);
-    release(scratch);
-  }
+  if (!getProperty(p, scratch)) return false;
+  into.append(scratch.ptr, scratch.len);
+  release(scratch);
+  return true;
 }
 
 function callerIdentity(): string {
@@ -348,17 +357,47 @@ function callerIdentity(): string {
   return identity;
 }
 
-function captureInbound(): void {
-  copyProperty("peer", PATH_PEER_URI, peerBytes);
-  if (getProperty(PATH_MTLS, scratch)) {
-    record.fieldAscii("mtls", scratch.len > 0 && load<u8>(scratch.ptr) != 0 ? "1" : "0");
-    release(scratch);
-  } else {
-    record.fieldAscii("mtls", "0");
+/** Downstream connection id (8 bytes, unique per Envoy process), false when the host has none. */
+function readConnectionId(): bool {
+  if (!getProperty(PATH_CONNECTION_ID, scratch)) return false;
+  const ok = scratch.len == 8;
+  if (ok) currentConnectionId = load<u64>(scratch.ptr);
+  release(scratch);
+  return ok;
+}
+
+/** Reads peer certificate URI SAN, mTLS flag and source address: 3 host calls, or 1 (the connection
+ *  id) for a further request on the connection they were read for. Connection ids are unique per
+ *  Envoy process and a connection lives on one worker (one VM), so a cached value is reused only for
+ *  the very connection it came from; a host without connection ids is read every time. */
+function readConnection(): void {
+  if (connectionIdAvailable) {
+    connectionIdAvailable = readConnectionId();
+    if (connectionIdAvailable && connectionCached && currentConnectionId == cachedConnectionId) return;
   }
-  copyProperty("src", PATH_SOURCE, sourceBytes);
-  appendProperty("peer.workload", PATH_PEER_WORKLOAD);
-  appendProperty("peer.namespace", PATH_PEER_NAMESPACE);
+  connectionCached = false;
+  peerFound = copyProperty(PATH_PEER_URI, peerBytes);
+  mtls = false;
+  if (getProperty(PATH_MTLS, scratch)) {
+    mtls = scratch.len > 0 && load<u8>(scratch.ptr) != 0;
+    release(scratch);
+  }
+  sourceFound = copyProperty(PATH_SOURCE, sourceBytes);
+  if (connectionIdAvailable) {
+    cachedConnectionId = currentConnectionId;
+    connectionCached = true;
+  }
+}
+
+function captureInbound(): void {
+  readConnection();
+  if (peerFound) record.fieldBytes("peer", peerBytes.ptr, peerBytes.len);
+  record.fieldAscii("mtls", mtls ? "1" : "0");
+  if (sourceFound) record.fieldBytes("src", sourceBytes.ptr, sourceBytes.len);
+  if (istioProxy) {
+    appendProperty("peer.workload", PATH_PEER_WORKLOAD);
+    appendProperty("peer.namespace", PATH_PEER_NAMESPACE);
+  }
 }
 
 /** Own identity (outbound): configured, else spiffe://<trust domain>/ns/<NAMESPACE>/sa/<SERVICE_ACCOUNT>
@@ -415,6 +454,8 @@ function readNodeWorkload(): void {
   readNodeProperty(PATH_NODE_WORKLOAD, nodeWorkload);
   readNodeProperty(PATH_NODE_SERVICE_ACCOUNT, nodeServiceAccount);
   readNodeLabels();
+  istioProxy = false;
+  if (getProperty(PATH_NODE_ISTIO_VERSION, scratch)) { istioProxy = scratch.len > 0; release(scratch); }
   nodeWorkloadRead = true;
 }
 
@@ -471,10 +512,11 @@ function captureOutbound(): void {
 
 /** Authorization: Bearer -> JWT peek and token hash; x-api-key -> hash. Raw secrets never leave. */
 function captureCredentials(nowSeconds: i64): void {
-  if (getHeader(MapType.RequestHeaders, HEADER_AUTHORIZATION, scratch)) {
-    if (startsWithIgnoreCase(scratch.ptr, scratch.len, "bearer ")) {
-      let p = scratch.ptr + 7;
-      let n = scratch.len - 7;
+  const authorization = headers.authorization;
+  if (authorization.found) {
+    if (startsWithIgnoreCase(authorization.ptr, authorization.len, "bearer ")) {
+      let p = authorization.ptr + 7;
+      let n = authorization.len - 7;
       while (n > 0 && load<u8>(p) == 0x20) { p++; n--; }
       while (n > 0 && load<u8>(p + n - 1) == 0x20) n--;
       peek(p, n, nowSeconds, jwtPeek);
@@ -496,14 +538,11 @@ function captureCredentials(nowSeconds: i64): void {
         record.fieldBytes("token.hash", DIGEST_HEX, 64);
       }
     }
-    release(scratch);
   }
-  if (getHeader(MapType.RequestHeaders, HEADER_API_KEY, scratch)) {
-    if (scratch.len <= MAX_TOKEN_BYTES) {
-      sha256Hex(scratch.ptr, scratch.len);
-      record.fieldBytes("apikey", DIGEST_HEX, 64);
-    }
-    release(scratch);
+  const apiKey = headers.apiKey;
+  if (apiKey.found && apiKey.len <= MAX_TOKEN_BYTES) {
+    sha256Hex(apiKey.ptr, apiKey.len);
+    record.fieldBytes("apikey", DIGEST_HEX, 64);
   }
 }
 
@@ -542,9 +581,8 @@ function decideSampling(op: string): string {
   if (bp == 0) return "";
   if (bp >= 10000) return "percent";
   let h = fnv1a(FNV_OFFSET, changetype<usize>(c.seed), <usize>c.seed.byteLength);
-  if (getHeader(MapType.RequestHeaders, HEADER_REQUEST_ID, scratch)) {
-    h = fnv1a(h, scratch.ptr, scratch.len);
-    release(scratch);
+  if (headers.requestId.found) {
+    h = fnv1a(h, headers.requestId.ptr, headers.requestId.len);
   } else {
     h ^= <u32>(nowNanos() & 0xffffffff);
   }
@@ -667,9 +705,8 @@ export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfS
   userKey = "";
   identityReady = false;
   record.begin();
-  getHeader(MapType.RequestHeaders, HEADER_METHOD, method);
-  getHeader(MapType.RequestHeaders, HEADER_AUTHORITY, authority);
-  getHeader(MapType.RequestHeaders, HEADER_PATH, path);
+  headers.readRequestHeaders();
+  readNodeWorkload(); // once per VM; captureInbound needs istioProxy
 
   if (c.role == ROLE_OUTBOUND) captureOutbound(); else captureInbound();
   captureNodeWorkload();
@@ -722,9 +759,7 @@ export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfS
       if (rule !== null && !takeToken(rule)) action = localReply(429, LIMIT_DETAILS, LIMIT_BODY, LIMIT_PAIRS, counterLimited);
     }
   }
-  release(method);
-  release(authority);
-  release(path);
+  headers.release();
   return action;
 }
 

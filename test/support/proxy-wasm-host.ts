@@ -32,6 +32,8 @@ export interface RequestInput {
   headers: [string, string | Buffer][];
   /** Properties by path segments joined with "\0" (e.g. "connection\0uri_san_peer_certificate"). */
   properties?: Record<string, string | Buffer>;
+  /** Bytes proxy_get_header_map_pairs returns instead of the serialized `headers` (malformed maps). */
+  rawHeaderMap?: Buffer;
 }
 
 export interface RequestResult {
@@ -50,6 +52,10 @@ export const DEFAULT_PROPERTIES: Record<string, string | Buffer> = {
 export class ProxyWasmHost {
   readonly logs: { level: number; message: string }[] = [];
   readonly httpCalls: HttpCall[] = [];
+  /** Host (env.*) calls the filter made during the last request(), by import name. */
+  readonly hostCalls = new Map<string, number>();
+  /** Property paths (segments joined with "\0") the filter read during the last request(). */
+  readonly propertyReads: string[] = [];
   tickPeriodMs = 0;
   /** Wall clock the filter sees (WASI clock_time_get), in nanoseconds. */
   nowNanos = 1_700_000_000_000_000_000n;
@@ -63,6 +69,7 @@ export class ProxyWasmHost {
   #callBody = Buffer.alloc(0);
   #callHeaders: [string, string][] = [];
   #headers: [string, Buffer][] = [];
+  #rawHeaderMap: Buffer | undefined;
   #properties: Map<string, Buffer> = new Map();
   #filterState = new Map<string, Buffer>();
   #localResponse: LocalResponse | undefined;
@@ -95,6 +102,9 @@ export class ProxyWasmHost {
 
   request(input: RequestInput): RequestResult {
     this.#headers = input.headers.map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(v)]);
+    this.#rawHeaderMap = input.rawHeaderMap;
+    this.hostCalls.clear();
+    this.propertyReads.length = 0;
     const props = input.properties ?? DEFAULT_PROPERTIES;
     this.#properties = new Map(Object.entries(props).map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(v)]));
     this.#filterState.clear();
@@ -163,96 +173,124 @@ export class ProxyWasmHost {
   }
 
   #imports(): WebAssembly.Imports {
-    const u32 = (ptr: number, value: number): void => new DataView(this.#memory.buffer).setUint32(ptr, value >>> 0, true);
+    const env = this.#envImports();
+    const counted: Record<string, (...args: never[]) => unknown> = {};
+    for (const [name, fn] of Object.entries(env)) {
+      counted[name] = (...args: never[]) => { this.hostCalls.set(name, (this.hostCalls.get(name) ?? 0) + 1); return fn(...args); };
+    }
     return {
-      env: {
-        proxy_log: (level: number, ptr: number, len: number) => { this.logs.push({ level, message: this.#string(ptr, len) }); return Status.Ok; },
-        proxy_get_property: (pathPtr: number, pathLen: number, retPtr: number, retLen: number) => {
-          const v = this.#properties.get(this.#bytes(pathPtr, pathLen).toString('latin1'));
-          if (v === undefined) return Status.NotFound;
-          this.#returnBytes(v, retPtr, retLen);
-          return Status.Ok;
-        },
-        proxy_set_property: (pathPtr: number, pathLen: number, valPtr: number, valLen: number) => {
-          this.#filterState.set(this.#string(pathPtr, pathLen), Buffer.from(this.#bytes(valPtr, valLen)));
-          return Status.Ok;
-        },
-        proxy_get_header_map_value: (mapType: number, keyPtr: number, keyLen: number, retPtr: number, retLen: number) => {
-          const key = this.#string(keyPtr, keyLen).toLowerCase();
-          const map: [string, Buffer][] = mapType === 0 ? this.#headers
-            : mapType === 6 ? this.#callHeaders.map(([k, v]) => [k, Buffer.from(v)]) : [];
-          const hit = map.find(([k]) => k.toLowerCase() === key);
-          if (!hit) return Status.NotFound;
-          this.#returnBytes(hit[1], retPtr, retLen);
-          return Status.Ok;
-        },
-        proxy_get_buffer_bytes: (type: number, start: number, max: number, retPtr: number, retLen: number) => {
-          const buf = type === 7 ? this.#pluginConfig : type === 4 ? this.#callBody : undefined;
-          if (buf === undefined) return Status.NotFound;
-          this.#returnBytes(buf.subarray(start, start + max), retPtr, retLen);
-          return Status.Ok;
-        },
-        proxy_define_metric: (type: number, namePtr: number, nameLen: number, retId: number) => {
-          const name = this.#string(namePtr, nameLen);
-          let id = this.#metricNames.indexOf(name);
-          if (id === -1) { id = this.#metricNames.length; this.#metricNames.push(name); this.#metricValues.push(0); this.#metricTypes.push(type); }
-          u32(retId, id);
-          return Status.Ok;
-        },
-        proxy_increment_metric: (id: number, delta: bigint) => {
-          if (id >= this.#metricValues.length) return Status.NotFound;
-          this.#metricValues[id]! += Number(delta);
-          return Status.Ok;
-        },
-        proxy_get_metric: (id: number, retPtr: number) => {
-          if (id >= this.#metricValues.length) return Status.NotFound;
-          new DataView(this.#memory.buffer).setBigUint64(retPtr, BigInt(this.#metricValues[id]!), true);
-          return Status.Ok;
-        },
-        // Gauges (type 1) take the recorded value; Envoy refuses recording a counter.
-        proxy_record_metric: (id: number, value: bigint) => {
-          if (id >= this.#metricValues.length || this.#metricTypes[id] !== 1) return Status.BadArgument;
-          this.#metricValues[id] = Number(value);
-          return Status.Ok;
-        },
-        proxy_send_local_response: (status: number, dPtr: number, dLen: number, bPtr: number, bLen: number, hPtr: number, hLen: number, _grpc: number) => {
-          this.#localResponse = { status, details: this.#string(dPtr, dLen), body: this.#string(bPtr, bLen), headers: this.#parsePairs(hPtr, hLen) };
-          return Status.Ok;
-        },
-        proxy_set_tick_period_milliseconds: (ms: number) => { this.tickPeriodMs = ms; return Status.Ok; },
-        proxy_http_call: (cPtr: number, cLen: number, hPtr: number, hLen: number, _b: number, _bl: number, _t: number, _tl: number, timeout: number, retToken: number) => {
-          const token = this.#nextToken++;
-          this.httpCalls.push({ token, cluster: this.#string(cPtr, cLen), headers: this.#parsePairs(hPtr, hLen), timeoutMs: timeout });
-          u32(retToken, token);
-          return Status.Ok;
-        },
-        proxy_get_shared_data: (kPtr: number, kLen: number, retPtr: number, retLen: number, retCas: number) => {
-          const e = this.shared.get(this.#string(kPtr, kLen));
-          if (!e) return Status.NotFound;
-          this.#returnBytes(e.value, retPtr, retLen);
-          u32(retCas, e.cas);
-          return Status.Ok;
-        },
-        proxy_set_shared_data: (kPtr: number, kLen: number, vPtr: number, vLen: number, cas: number) =>
-          this.shared.set(this.#string(kPtr, kLen), Buffer.from(this.#bytes(vPtr, vLen)), cas),
-      },
+      env: counted,
       wasi_snapshot_preview1: {
         clock_time_get: (_id: number, _precision: bigint, retPtr: number) => {
+          this.hostCalls.set('clock_time_get', (this.hostCalls.get('clock_time_get') ?? 0) + 1);
           new DataView(this.#memory.buffer).setBigUint64(retPtr, this.nowNanos, true);
           return 0;
         },
       },
     };
   }
+
+  #envImports(): Record<string, (...args: never[]) => unknown> {
+    const u32 = (ptr: number, value: number): void => new DataView(this.#memory.buffer).setUint32(ptr, value >>> 0, true);
+    return {
+      proxy_log: (level: number, ptr: number, len: number) => { this.logs.push({ level, message: this.#string(ptr, len) }); return Status.Ok; },
+      proxy_get_property: (pathPtr: number, pathLen: number, retPtr: number, retLen: number) => {
+        const key = this.#bytes(pathPtr, pathLen).toString('latin1');
+      this.propertyReads.push(key);
+      const v = this.#properties.get(key);
+        if (v === undefined) return Status.NotFound;
+        this.#returnBytes(v, retPtr, retLen);
+        return Status.Ok;
+      },
+      proxy_set_property: (pathPtr: number, pathLen: number, valPtr: number, valLen: number) => {
+        this.#filterState.set(this.#string(pathPtr, pathLen), Buffer.from(this.#bytes(valPtr, valLen)));
+        return Status.Ok;
+      },
+      proxy_get_header_map_value: (mapType: number, keyPtr: number, keyLen: number, retPtr: number, retLen: number) => {
+        const key = this.#string(keyPtr, keyLen).toLowerCase();
+        const map: [string, Buffer][] = mapType === 0 ? this.#headers
+          : mapType === 6 ? this.#callHeaders.map(([k, v]) => [k, Buffer.from(v)]) : [];
+        const hit = map.find(([k]) => k.toLowerCase() === key);
+        if (!hit) return Status.NotFound;
+        this.#returnBytes(hit[1], retPtr, retLen);
+        return Status.Ok;
+      },
+      // Envoy's codecs lowercase header names; the map keeps order and duplicates.
+      proxy_get_header_map_pairs: (mapType: number, retPtr: number, retLen: number) => {
+        const map: [string, Buffer][] = mapType === 0 ? this.#headers
+          : mapType === 6 ? this.#callHeaders.map(([k, v]) => [k, Buffer.from(v)]) : [];
+        const raw = mapType === 0 && this.#rawHeaderMap !== undefined ? this.#rawHeaderMap
+          : serializePairs(map.map(([k, v]) => [k.toLowerCase(), v] as const));
+        this.#returnBytes(raw, retPtr, retLen);
+        return Status.Ok;
+      },
+      proxy_get_buffer_bytes: (type: number, start: number, max: number, retPtr: number, retLen: number) => {
+        const buf = type === 7 ? this.#pluginConfig : type === 4 ? this.#callBody : undefined;
+        if (buf === undefined) return Status.NotFound;
+        this.#returnBytes(buf.subarray(start, start + max), retPtr, retLen);
+        return Status.Ok;
+      },
+      proxy_define_metric: (type: number, namePtr: number, nameLen: number, retId: number) => {
+        const name = this.#string(namePtr, nameLen);
+        let id = this.#metricNames.indexOf(name);
+        if (id === -1) { id = this.#metricNames.length; this.#metricNames.push(name); this.#metricValues.push(0); this.#metricTypes.push(type); }
+        u32(retId, id);
+        return Status.Ok;
+      },
+      proxy_increment_metric: (id: number, delta: bigint) => {
+        if (id >= this.#metricValues.length) return Status.NotFound;
+        this.#metricValues[id]! += Number(delta);
+        return Status.Ok;
+      },
+      proxy_get_metric: (id: number, retPtr: number) => {
+        if (id >= this.#metricValues.length) return Status.NotFound;
+        new DataView(this.#memory.buffer).setBigUint64(retPtr, BigInt(this.#metricValues[id]!), true);
+        return Status.Ok;
+      },
+      // Gauges (type 1) take the recorded value; Envoy refuses recording a counter.
+      proxy_record_metric: (id: number, value: bigint) => {
+        if (id >= this.#metricValues.length || this.#metricTypes[id] !== 1) return Status.BadArgument;
+        this.#metricValues[id] = Number(value);
+        return Status.Ok;
+      },
+      proxy_send_local_response: (status: number, dPtr: number, dLen: number, bPtr: number, bLen: number, hPtr: number, hLen: number, _grpc: number) => {
+        this.#localResponse = { status, details: this.#string(dPtr, dLen), body: this.#string(bPtr, bLen), headers: this.#parsePairs(hPtr, hLen) };
+        return Status.Ok;
+      },
+      proxy_set_tick_period_milliseconds: (ms: number) => { this.tickPeriodMs = ms; return Status.Ok; },
+      proxy_http_call: (cPtr: number, cLen: number, hPtr: number, hLen: number, _b: number, _bl: number, _t: number, _tl: number, timeout: number, retToken: number) => {
+        const token = this.#nextToken++;
+        this.httpCalls.push({ token, cluster: this.#string(cPtr, cLen), headers: this.#parsePairs(hPtr, hLen), timeoutMs: timeout });
+        u32(retToken, token);
+        return Status.Ok;
+      },
+      proxy_get_shared_data: (kPtr: number, kLen: number, retPtr: number, retLen: number, retCas: number) => {
+        const e = this.shared.get(this.#string(kPtr, kLen));
+        if (!e) return Status.NotFound;
+        this.#returnBytes(e.value, retPtr, retLen);
+        u32(retCas, e.cas);
+        return Status.Ok;
+      },
+      proxy_set_shared_data: (kPtr: number, kLen: number, vPtr: number, vLen: number, cas: number) =>
+        this.shared.set(this.#string(kPtr, kLen), Buffer.from(this.#bytes(vPtr, vLen)), cas),
+    };
+  }
 }
 
 /** proxy-wasm pairs serialization, as Envoy returns a string map property (e.g. node metadata LABELS). */
 export function propertyPairs(map: Record<string, string>): Buffer {
-  const entries = Object.entries(map);
-  const head = Buffer.alloc(4 + entries.length * 8);
-  head.writeUInt32LE(entries.length, 0);
-  entries.forEach(([k, v], i) => { head.writeUInt32LE(Buffer.byteLength(k), 4 + i * 8); head.writeUInt32LE(Buffer.byteLength(v), 8 + i * 8); });
-  return Buffer.concat([head, ...entries.flatMap(([k, v]) => [Buffer.from(`${k}\0`), Buffer.from(`${v}\0`)])]);
+  return serializePairs(Object.entries(map));
+}
+
+/** proxy-wasm pairs serialization of an ordered list (duplicates kept): u32 count, count x (u32 name
+ *  length, u32 value length), then each name and value NUL-terminated. */
+export function serializePairs(pairs: readonly (readonly [string | Buffer, string | Buffer])[]): Buffer {
+  const bufs = pairs.map(([k, v]) => [Buffer.from(k), Buffer.from(v)] as const);
+  const head = Buffer.alloc(4 + bufs.length * 8);
+  head.writeUInt32LE(bufs.length, 0);
+  bufs.forEach(([k, v], i) => { head.writeUInt32LE(k.length, 4 + i * 8); head.writeUInt32LE(v.length, 8 + i * 8); });
+  const nul = Buffer.alloc(1);
+  return Buffer.concat([head, ...bufs.flatMap(([k, v]) => [k, nul, v, nul])]);
 }
 
 /** Header list for a request through the filter. */
