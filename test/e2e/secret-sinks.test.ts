@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startLocalMesh, type LocalMesh } from '../../extproc/src/local/mesh.ts';
@@ -59,6 +59,9 @@ const SECRETS: Record<string, string> = {
   'card number': luhnValid('4'),
   'card number (response)': luhnValid('5'),
   'x-auth-token': `xat${rand()}`,
+  // Opaque to the sensitive-data scanner, so BOLA records it as an object the caller created:
+  // persisted, and only as a keyed hash.
+  'object reference': `ref${rand()}`,
 };
 
 let mesh: LocalMesh;
@@ -112,6 +115,7 @@ test('no sink holds a raw secret after a run that carried them', async () => {
     await send(CLIENT, 'POST', '/login', [['authorization', `Basic ${s['Basic credentials']}`]], { username: 'alice', password: s['JSON password'] });
     await send(CLIENT, 'POST', '/users/alice/password', [['x-auth-token', s['x-auth-token']!]], { oldPassword: s['JSON password'], newPassword: s['new password'] });
   }
+  await send(CLIENT, 'POST', '/payments', credentials, { reference: s['object reference'], amount: 5 });
   // The sample app echoes the request body, so the card number also travels back in the response.
   await send(CLIENT, 'POST', '/payments', credentials, { card: s['card number'], cvv: '123', amount: 10 });
   await send(CLIENT, 'POST', '/payments', credentials, { card_number: s['card number (response)'], password: s['JSON password'] });
@@ -135,6 +139,11 @@ test('no sink holds a raw secret after a run that carried them', async () => {
   const db = path.join(dir, 'inventory.db');
   for (const f of [db, `${db}-wal`]) if (existsSync(f)) sinks.set(`SQLite ${path.basename(f)}`, readFileSync(f).toString('latin1'));
   assert.ok((sinks.get('SQLite inventory.db') ?? '').includes('/payments'), 'the SQLite file holds the inventory');
+  assert.ok([...sinks].some(([k, text]) => k.startsWith('SQLite') && text.includes('bola.ownership')), 'BOLA object ownership was persisted (keyed hashes)');
+  const keyFile = `${db}.key`;
+  assert.ok(existsSync(keyFile), 'the state key lives beside the SQLite file, not in it');
+  assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+  assert.ok(![...sinks].some(([k, text]) => k.startsWith('SQLite') && text.includes(readFileSync(keyFile, 'utf8').trim())), 'the key is not in the state file');
   const exported = Buffer.concat(otlp).toString('latin1');
   assert.ok(exported.includes('meshward.decide') && exported.includes('meshward.finding'), 'spans and finding log records were exported');
   sinks.set('OTLP export', exported);

@@ -72,7 +72,7 @@ test('the snapshot holds the event clock and one row per persisted map, short wi
   // Per-source windows and caches are not (they are seconds to minutes long).
   assert.equal(rows.length, new Set(rows.map((r) => r.name)).size);
   assert.ok(!rows.some((r) => /websocket|hard|tokens|verdicts/.test(r.name)));
-  assert.ok(!byName.has('bola.known'), 'ownership is keyed by raw body values: kept off disk');
+  assert.ok(byName.has('bola.ownership'), 'object ownership is persisted (keyed hashes, never raw IDs: bola-ownership-persistence.test.ts)');
   const edges = JSON.parse(byName.get('lateral.edges')!.state) as unknown[][];
   assert.equal(edges.length, 1, 'one call-graph edge learned');
   assert.match(String(edges[0]![0]), /frontend/);

@@ -2,24 +2,26 @@
 // the one way detectors turn an observation into a Finding.
 import type { Exchange } from './exchange.ts';
 import type { Finding } from './finding.ts';
-import type { DetectorSettings } from './policy-settings.ts';
-import type { EventClock, LearningTracker } from './state.ts';
+import type { DetectorSettings, LearningSettings } from './policy-settings.ts';
+import { historyCovers, type EventClock, type LearningTracker } from './state.ts';
 import type { StateRegistry } from './state-snapshot.ts';
 import { graphqlOf } from './body.ts';
 
 export interface DetectorContext {
   settings: DetectorSettings;
   clock: EventClock;
-  /** Per-service learning period, observed once per request by the engine (absent outside one). */
+  /** Per-service history (first seen, requests), observed once per request by the engine (absent
+   *  outside one); each detector judges it against its own learning period. */
   learning?: LearningTracker;
   /** Where long-term maps register to be persisted across restarts (absent outside an engine). */
   state?: StateRegistry;
 }
 
-/** Whether the exchange's service has finished its learning period (judgements about "new"
- *  behaviour wait for it). The engine records it on the exchange once per request. */
-export function serviceLearned(exchange: Exchange, context: DetectorContext): boolean {
-  return exchange.serviceLearned ?? context.learning?.learned(exchange.request.authority, exchange.request.time) ?? false;
+/** Whether the exchange's service has been observed for the learning period (judgements about
+ *  "new" behaviour wait for it); the detector's own period (learningFor) or the engine-wide one. The
+ *  engine records the service's history on the exchange once per request. */
+export function serviceLearned(exchange: Exchange, context: DetectorContext, period: LearningSettings = context.settings.learning): boolean {
+  return historyCovers(exchange.serviceHistory ?? context.learning?.history(exchange.request.authority), exchange.request.time, period);
 }
 
 export type FindingFields = Pick<Finding, 'category' | 'severity' | 'summary' | 'evidence' | 'enforcement'> & Partial<Pick<Finding, 'blocksResponse' | 'redact'>>;

@@ -148,7 +148,7 @@ export class Engine {
     if (this.#detectorsBuiltFrom?.identity === identity && this.#detectorsBuiltFrom.factory === config.detectors) return;
     this.#detectorsBuiltFrom = { identity, factory: config.detectors };
     this.#state.forgetMaps(); // the maps built below register again; dropped detectors' maps are not saved
-    this.#learning = new LearningTracker(this.#clock, settings.caps, settings.learning.minDurationMs, settings.learning.minRequests, this.#state);
+    this.#learning = new LearningTracker(this.#clock, settings.caps, this.#state);
     this.#context = { settings, clock: this.#clock, learning: this.#learning, state: this.#state };
     this.#detectors = (config.detectors ?? createDefaultDetectors)(this.#context);
     this.#collections = new CollectionLearner(this.#clock, settings.caps, this.#state);
@@ -189,7 +189,7 @@ export class Engine {
 
   #requestExchange(request: RequestEvent): Exchange {
     const exchange = this.#exchangeOf(request);
-    exchange.serviceLearned = this.#learning.observe(request.authority, request.time);
+    exchange.serviceHistory = this.#learning.observe(request.authority, request.time);
     return exchange;
   }
 
@@ -218,11 +218,14 @@ export class Engine {
       }
     }
     const cut = bodyCutEvidence(exchange);
-    for (const f of all) {
-      if (cut !== undefined) f.evidence.bodyCut = cut;
-      for (const o of this.#observers) o.onFinding?.(f, exchange);
-    }
+    if (cut !== undefined) for (const f of all) f.evidence.bodyCut = cut;
     return all;
+  }
+
+  /** Hands findings to the observers (logs, OTel) once the verdict has added its evidence
+   *  (redaction, deferred enforcement), so every sink sees the final finding. */
+  #emit(findings: readonly Finding[], exchange: Exchange): void {
+    for (const f of findings) for (const o of this.#observers) o.onFinding?.(f, exchange);
   }
 
   /** Large bodies are decoded off the event loop before decide/observeResponse look at them (the
@@ -230,10 +233,22 @@ export class Engine {
    *  waiting for (headers only, small bodies): the caller stays synchronous. */
   prepare(event: RequestEvent | ResponseEvent): Promise<void> | undefined {
     if (event.body === undefined) return undefined;
-    // The policy's cap applies before decoding, so the decoder never reads past it.
+    this.#capBody(event);
+    return contentContextOf(this.#context).decoder.prepare(event.body, event.headers);
+  }
+
+  /** The server could not keep this body (memory budget): detectors see it as not inspected, and
+   *  spec.content.overload decides whether its request passes. */
+  skipBody(event: RequestEvent | ResponseEvent, detail: string): void {
+    if (event.body === undefined) return;
+    this.#capBody(event);
+    contentContextOf(this.#context).decoder.skip(event.body!, event.headers, detail);
+  }
+
+  /** The policy's cap applies before decoding, so the decoder never reads past it. */
+  #capBody(event: RequestEvent | ResponseEvent): void {
     const request = 'method' in event ? event : this.#pending.get(event.requestId)?.request;
     if (request !== undefined) capBody(event, this.#pipelineOf(request).maxBodyBytes);
-    return contentContextOf(this.#context).decoder.prepare(event.body, event.headers);
   }
 
   /** The request's profile (deny rules, detectors), when profileFor gives one; remembered per request
@@ -284,8 +299,14 @@ export class Engine {
       // A detector's own mode (policy spec.detectors[].mode) overrides the request's, either way.
       const enforced = findings.filter((f) => f.enforcement !== 'none' && (pipeline.modes[f.detector] ?? mode) === 'enforce');
       const blocking = enforced.find((f) => f.enforcement === 'deny') ?? enforced[0];
-      if (blocking !== undefined) decision = denyFor(blocking);
+      if (blocking !== undefined) {
+        decision = denyFor(blocking);
+        // Envoy did not wait for this verdict: say so where the finding is read, so nobody takes
+        // the request for stopped. The deny still reaches the filter's tables (enforced.ts).
+        if (request.observedOnly === true) blocking.evidence.enforcementDeferred = 'observability mode: this request was not stopped; the sidecar filter refuses the caller from its next request';
+      }
       if (decision.action === 'deny') this.#pending.delete(request.requestId);
+      this.#emit(findings, exchange);
     }
     const record: DecisionRecord = { request, decision: decision.action === 'allow' ? ALLOW : decision, findings };
     for (const o of this.#observers) o.onDecision?.(record);
@@ -303,14 +324,22 @@ export class Engine {
     const body = response.body;
     capBody(response, pipeline.maxBodyBytes);
     const findings = this.#run('onResponse', exchange, pipeline);
+    const verdict = this.#responseVerdict(exchange, pipeline, body, findings);
+    this.#emit(findings, exchange);
     for (const o of this.#observers) o.onResponse?.(request, response);
+    if (verdict.action === 'deny') for (const o of this.#observers) o.onDecision?.({ request, decision: verdict.decision, findings, phase: 'response' });
+    return verdict;
+  }
+
+  /** Stop, redact or continue; adds the redaction outcome to the findings' evidence. */
+  #responseVerdict(exchange: Exchange, pipeline: Pipeline, body: Buffer | undefined, findings: Finding[]): ResponseVerdict {
+    const response = exchange.response!;
     if (body === undefined || findings.length === 0) return CONTINUE_RESPONSE;
     const mode = this.#modeFor?.(exchange) ?? this.#mode;
     const enforced = findings.filter((f) => (pipeline.modes[f.detector] ?? mode) === 'enforce');
     const blocking = enforced.find((f) => f.blocksResponse === true && f.enforcement !== 'none');
     if (blocking !== undefined) {
       const decision: DenyDecision = { action: 'deny', status: 502, reason: blocking.category, rule: blocking.detector };
-      for (const o of this.#observers) o.onDecision?.({ request, decision, findings, phase: 'response' });
       return { action: 'deny', decision };
     }
     const paths = enforced.flatMap((f) => f.redact ?? []);

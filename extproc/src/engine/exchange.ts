@@ -3,6 +3,7 @@
 import type { RequestEvent, ResponseEvent } from './event.ts';
 import { templatePath } from './operation.ts';
 import { bearerToken, peekJwt, sha256Hex, type JwtPeek } from './jwt.ts';
+import type { ServiceHistory } from './state.ts';
 
 export interface Exchange {
   request: RequestEvent;
@@ -28,8 +29,9 @@ export interface Exchange {
   pathIds?: readonly string[];
   /** Static path segments and GraphQL root calls (computed once by actionNames()). */
   actions?: readonly string[];
-  /** The service has finished its learning period (set by the engine; see serviceLearned()). */
-  serviceLearned?: boolean;
+  /** How long and how much the service has been observed, this request included (set by the
+   *  engine; detectors judge it against their learning period with serviceLearned()). */
+  serviceHistory?: ServiceHistory;
 }
 
 /** The operation detectors key baselines on: learned resource when known, else the operation id. */

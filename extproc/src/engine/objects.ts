@@ -2,15 +2,16 @@
 // JSON body fields and GraphQL arguments. Path segments count as IDs when the baseline templater
 // says so, when they mix letters and digits (slugs, user names, codes), or when their parent
 // collection has shown many distinct children (learned, bounded), as API inventories do.
-import type { LRUCache } from 'lru-cache';
+import { LRUCache } from 'lru-cache';
 import type { Exchange } from './exchange.ts';
 import { pathOnly } from './exchange.ts';
 import { templateSegment } from './operation.ts';
 import { graphqlLiteralArgs, graphqlOf, jsonOf, queryParams, scalarFields } from './body.ts';
-import { boundedMap, type EventClock } from './state.ts';
+import { boundedMap, reclaimSaved, type EventClock } from './state.ts';
 import { sha256Hex } from './jwt.ts';
 import type { StateCaps } from './policy-settings.ts';
-import type { StateRegistry } from './state-snapshot.ts';
+import { STRUCTURED_CODEC, type StateCodec, type StateRegistry } from './state-snapshot.ts';
+import type { KeyedHash } from './keyed-hash.ts';
 
 export interface ObjectRef {
   /** Normalized ID (long IDs are hashed so a 10 KB ID costs what a short one does). */
@@ -28,6 +29,10 @@ const ID_LIKE_CHILDREN = 3;
 const MAX_CHILDREN_TRACKED = 64;
 /** Requests after which a child of a parametric parent is a static segment (login, me). */
 const STATIC_RECURRENCE = 3;
+const SEGMENT_HASHES = 4096;
+const CHILDREN_TTL_MS = 24 * 3600_000;
+/** Starts a parent key saved with hashed segments (a service name never starts with it). */
+const SAVED_KEY_MARK = '#';
 
 export const ID_NAME = /^(id|ids|uuid|guid|[A-Za-z0-9]*[_-](id|uuid|guid|ID)|[a-z0-9]*(Id|ID|Uuid|UUID|Guid))$/;
 /** API version segments (v1, v2.1): never an ID, never a collection name. */
@@ -40,12 +45,62 @@ export function normalizeId(raw: string): string {
   return v.length > MAX_ID_CHARS ? `sha256:${sha256Hex(v, 24)}` : v;
 }
 
+/** Children of one parent path: how often each segment followed it. Restored entries are keyed by
+ *  keyed hashes of the segments (`hashed`): path segments can be IDs, and IDs can be secrets. */
+interface Children { counts: Map<string, number>; idLike: number; parametric: boolean; hashed?: true }
+
+/** Persists children with every segment replaced by its keyed hash; restored entries stay hashed. */
+function hashedChildrenCodec(ids: KeyedHash): StateCodec<Children> {
+  return {
+    encode: (c) => STRUCTURED_CODEC.encode({ ...c, counts: c.hashed ? c.counts : new Map([...c.counts].map(([k, n]) => [ids.of(k), n])), hashed: true }),
+    decode: (json) => {
+      const c = STRUCTURED_CODEC.decode(json) as Children;
+      if (!(c.counts instanceof Map) || typeof c.idLike !== 'number' || typeof c.parametric !== 'boolean') throw new Error('not a children entry');
+      // Rows saved before segments were hashed hold raw segments: dropped, never saved again.
+      if (c.hashed !== true) throw new Error('raw path segments (saved by an older version)');
+      return c;
+    },
+  };
+}
+
 /** Learns, per service and path position, how many distinct values follow a parent path. */
 export class CollectionLearner {
-  readonly #children: LRUCache<string, { counts: Map<string, number>; idLike: number; parametric: boolean }>;
+  readonly #children: LRUCache<string, Children>;
+  readonly #ids: KeyedHash | undefined;
+  readonly #clock: EventClock;
+  /** Hashes of recent segments (in memory only): restored entries are looked up by hash on every
+   *  request through them, and most segments (collection names) recur. */
+  readonly #hashes = new LRUCache<string, string>({ max: SEGMENT_HASHES });
+  /** Until then the map may hold restored entries under saved (hashed) parent keys. */
+  #hashedUntil = -Infinity;
 
   constructor(clock: EventClock, caps: StateCaps, registry?: StateRegistry) {
-    this.#children = boundedMap(clock, { caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 2048 + k.length * 2, persist: { registry, name: 'objects.collections' } });
+    this.#ids = registry?.ids;
+    this.#clock = clock;
+    // A parent path holds the segments judged static so far, which an ID can be before its position
+    // is known to hold IDs (/users/alice): parent keys are saved with hashed segments too.
+    const keys = { saved: (k: string) => this.#savedKey(k), restored: (n: number) => { if (n > 0) this.#hashedUntil = clock.now() + CHILDREN_TTL_MS; } };
+    this.#children = boundedMap(clock, { caps, ttlMs: CHILDREN_TTL_MS, sizeOf: (k) => 2048 + k.length * 2, persist: { registry, name: 'objects.collections', ...(registry ? { codec: hashedChildrenCodec(registry.ids), keys } : {}) } });
+  }
+
+  #hashOf(segment: string): string {
+    let h = this.#hashes.get(segment);
+    if (h === undefined && this.#ids !== undefined) { h = this.#ids.of(segment); this.#hashes.set(segment, h); }
+    return h ?? segment;
+  }
+
+  /** "service /a/{}/b" saved as "#service /<hash a>/{}/<hash b>" (already saved keys unchanged). */
+  #savedKey(key: string): string {
+    if (key.startsWith(SAVED_KEY_MARK)) return key;
+    const space = key.indexOf(' ');
+    return `${SAVED_KEY_MARK}${key.slice(0, space)} ${key.slice(space + 1).split('/').map((seg) => (seg === '' || seg === '{}' ? seg : this.#hashOf(seg))).join('/')}`;
+  }
+
+  /** The parent's entry; a restored one is found by its saved key and moved to the raw key. */
+  #entryOf(parentKey: string): Children | undefined {
+    const entry = this.#children.get(parentKey);
+    if (entry !== undefined || this.#clock.now() >= this.#hashedUntil) return entry;
+    return reclaimSaved(this.#children, this.#savedKey(parentKey), parentKey);
   }
 
   /** Path segments with each ID replaced by "{}", and the IDs found. Under a parametric parent a
@@ -57,17 +112,18 @@ export class CollectionLearner {
     for (const segment of segments) {
       if (segment === '') { out.push(segment); continue; }
       const parentKey = `${service} ${out.join('/')}`;
-      const entry = this.#children.get(parentKey);
-      const seen = entry?.counts.get(segment) ?? 0;
+      const entry = this.#entryOf(parentKey);
+      const child = entry?.hashed === true ? this.#hashOf(segment) : segment;
+      const seen = entry?.counts.get(child) ?? 0;
       const idLike = templateSegment(segment) !== segment
         || (HAS_DIGIT.test(segment) && HAS_LETTER.test(segment) && !VERSION.test(segment) && segment.length >= 3)
         || segment.length > MAX_ID_CHARS;
       const isId = idLike || (entry?.parametric === true && seen < STATIC_RECURRENCE);
       if (learn && segment.length <= MAX_ID_CHARS) {
-        const e = entry ?? { counts: new Map<string, number>(), idLike: 0, parametric: false };
-        if (e.counts.has(segment) || e.counts.size < MAX_CHILDREN_TRACKED) {
+        const e: Children = entry ?? { counts: new Map<string, number>(), idLike: 0, parametric: false };
+        if (e.counts.has(child) || e.counts.size < MAX_CHILDREN_TRACKED) {
           if (seen === 0 && idLike) e.idLike++;
-          e.counts.set(segment, seen + 1);
+          e.counts.set(child, seen + 1);
         }
         // Many distinct children, or a few that are plainly identifiers: the position holds IDs.
         if (e.counts.size >= PARAMETRIC_CHILDREN || e.idLike >= ID_LIKE_CHILDREN) e.parametric = true;

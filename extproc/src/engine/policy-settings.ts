@@ -20,6 +20,10 @@ export interface LearningSettings {
   minRequests: number;
 }
 
+/** A detector's own learning period, over `DetectorSettings.learning` field by field (policy
+ *  spec.detectors[].learning). */
+export type LearningOverride = Partial<LearningSettings>;
+
 export interface BolaSettings {
   /** Sliding window for counting distinct objects per caller. */
   windowMs: number;
@@ -60,6 +64,8 @@ export interface AuthSettings {
   jwksUris: Record<string, string>;
   /** Clock skew tolerated on exp/nbf. */
   clockSkewMs: number;
+  /** Learning period of "normally authenticated" operations. */
+  learning?: LearningOverride;
 }
 
 export interface RateLimitRule {
@@ -101,6 +107,8 @@ export interface BflaSettings {
   privilegedOperations: string[];
   /** Reads of a resource collection needed before a first write method on it is method tampering. */
   minReadsBeforeTampering: number;
+  /** Learning period of privileged operations' caller sets and of resources' write methods. */
+  learning?: LearningOverride;
 }
 
 export interface FlowStepRule {
@@ -171,6 +179,8 @@ export interface LateralSettings {
   scopes: AgentScope[];
   /** The call graph policy allows (detectors/call-graph.ts). */
   callGraph: CallGraphSettings;
+  /** Learning period of the call graph (new edges are judged after it). */
+  learning?: LearningOverride;
 }
 
 export interface DetectorSettings {
@@ -196,6 +206,15 @@ export const DEFAULT_FLOWS: readonly BusinessFlow[] = [
   { name: 'otp-verification', match: '^(otp|verify-otp|verifyotp|2fa|mfa|totp|verify-code|verifycode|verification-code)$', methods: ['POST', 'PUT'], perSourceLimit: 5, globalFloor: 30, globalFactor: 5, windowMs: MINUTE },
   { name: 'coupon', match: '^(coupon|coupons|redeem|voucher|vouchers|promo|applycoupon)$', methods: ['POST', 'PUT'], perSourceLimit: 10, globalFloor: 60, globalFactor: 5, windowMs: MINUTE },
 ];
+
+/** Detector groups that judge against the per-service learning period. */
+export type ServiceLearningGroup = 'auth' | 'bfla' | 'lateral';
+
+/** The learning period a detector group judges by: its own override, else the engine-wide one. */
+export function learningFor(settings: DetectorSettings, group: ServiceLearningGroup): LearningSettings {
+  const own = settings[group].learning;
+  return { minDurationMs: own?.minDurationMs ?? settings.learning.minDurationMs, minRequests: own?.minRequests ?? settings.learning.minRequests };
+}
 
 export function defaultDetectorSettings(): DetectorSettings {
   return {

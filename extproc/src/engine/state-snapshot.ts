@@ -8,6 +8,7 @@ import type { LRUCache } from 'lru-cache';
 import type { EventClock } from './state.ts';
 import { Ewma, WindowBaseline, WindowCount, WindowDistinct } from './state.ts';
 import { sha256Hex } from './jwt.ts';
+import { KeyedHash } from './keyed-hash.ts';
 import { performance } from 'node:perf_hooks';
 import { setImmediate } from 'node:timers';
 
@@ -23,12 +24,22 @@ export interface StateCodec<V> {
   decode(json: unknown): V;
 }
 
+/** For maps whose keys must not be saved as they are (raw values that can be secrets): keys are
+ *  saved as `saved(key)` (e.g. a keyed hash) and restored entries keep the saved key. */
+export interface SavedKeys {
+  saved(key: string): string;
+  /** Told how many entries a restore loaded (under saved keys). */
+  restored?(count: number): void;
+}
+
 export interface PersistOptions<V> {
   /** Absent (a detector built outside an engine): the map is not persisted. */
   registry: StateRegistry | undefined;
   name: string;
   /** Default: STRUCTURED_CODEC (plain data, Map, Set and the state.ts window classes). */
   codec?: StateCodec<V>;
+  /** Default: keys saved as they are. */
+  keys?: SavedKeys;
 }
 
 /** One persisted map (or the clock): `state` is JSON text. */
@@ -43,7 +54,7 @@ export interface SkippedRow {
   reason: string;
 }
 
-type Entry = { codec: StateCodec<unknown>; map: LRUCache<string, {}> };
+type Entry = { codec: StateCodec<unknown>; map: LRUCache<string, {}>; keys: SavedKeys | undefined };
 /** A saved entry: key, encoded value, remaining TTL on the event clock (ms), size. */
 type StoredEntry = [string, unknown, number, number];
 
@@ -54,6 +65,7 @@ interface Shared {
    *  claimed on registration and carried into every snapshot until then. */
   pending: Map<string, { parsed: unknown; savedClock: number }>;
   onSkipped: ((row: SkippedRow) => void) | undefined;
+  ids: KeyedHash;
 }
 
 /** The engine's persisted maps, by name. Scopes (one per policy profile) share it with a prefix. */
@@ -63,8 +75,12 @@ export class StateRegistry {
   #prefix = '';
 
   constructor(clock: EventClock) {
-    this.#shared = { clock, live: new Map(), pending: new Map(), onSkipped: undefined };
+    this.#shared = { clock, live: new Map(), pending: new Map(), onSkipped: undefined, ids: new KeyedHash() };
   }
+
+  /** Keyed hashing for values persisted maps compare but must never hold raw (object IDs). Its key
+   *  is random per process until the server gives the installation's (useKey), before traffic. */
+  get ids(): KeyedHash { return this.#shared.ids; }
 
   /** Where rows that cannot be restored or saved are reported (e.g. a log line). */
   set onSkipped(listener: ((row: SkippedRow) => void) | undefined) { this.#shared.onSkipped = listener; }
@@ -79,10 +95,10 @@ export class StateRegistry {
 
   /** Registers a map under `name` (replacing an earlier map of that name) and loads a restored row
    *  for it, if one is waiting. */
-  register<V extends {}>(name: string, map: LRUCache<string, V>, codec: StateCodec<V> | undefined): void {
+  register<V extends {}>(name: string, map: LRUCache<string, V>, codec: StateCodec<V> | undefined, keys?: SavedKeys): void {
     const full = this.#prefix + name;
     const tables = this.#shared;
-    const entry: Entry = { codec: (codec ?? STRUCTURED_CODEC) as StateCodec<unknown>, map: map as unknown as LRUCache<string, {}> };
+    const entry: Entry = { codec: (codec ?? STRUCTURED_CODEC) as StateCodec<unknown>, map: map as unknown as LRUCache<string, {}>, keys };
     tables.live.set(full, entry);
     const waiting = tables.pending.get(full);
     if (waiting === undefined) return;
@@ -134,7 +150,7 @@ export class StateRegistry {
     const tables = this.#shared;
     const clock = tables.clock.now();
     out.push({ name: CLOCK_ROW, version: STATE_FORMAT_VERSION, state: JSON.stringify(clock) });
-    for (const [name, { codec, map }] of [...tables.live]) {
+    for (const [name, { codec, map, keys }] of [...tables.live]) {
       try {
         // Not lru-cache's dump(): it is quadratic in the entries (15 s for 50,000) and converts
         // ages to wall-clock time. Remaining TTLs on the event clock make downtime age entries
@@ -143,7 +159,7 @@ export class StateRegistry {
         for (const key of [...map.rkeys()]) {
           const value = map.peek(key); // peek: saving must not change recency
           const ttl = map.getRemainingTTL(key) + (tables.clock.now() - clock);
-          if (value !== undefined && ttl > 0) parts.push(JSON.stringify([key, codec.encode(value), ttl, map.info(key)?.size ?? 0] satisfies StoredEntry));
+          if (value !== undefined && ttl > 0) parts.push(JSON.stringify([keys ? keys.saved(key) : key, codec.encode(value), ttl, map.info(key)?.size ?? 0] satisfies StoredEntry));
           yield;
         }
         out.push({ name, version: STATE_FORMAT_VERSION, state: `[${parts.join(',')}]` });
@@ -219,6 +235,7 @@ function loadEntries(entry: Entry, parsed: unknown, savedClock: number): void {
   }
   entry.map.clear();
   for (const d of decoded) entry.map.set(d.key, d.value, { ttl: d.ttl, start: savedClock, ...(d.size > 0 ? { size: d.size } : {}) });
+  entry.keys?.restored?.(decoded.length);
 }
 
 function isNumber(v: unknown): v is number { return typeof v === 'number' && Number.isFinite(v); }

@@ -36,8 +36,19 @@ export function boundedMap<V extends {}>(clock: EventClock, options: BoundedMapO
     perf: clock,
   });
   const persist = options.persist;
-  persist?.registry?.register(persist.name, map, persist.codec);
+  persist?.registry?.register(persist.name, map, persist.codec, persist.keys);
   return map;
+}
+
+/** Moves an entry restored under its saved key (SavedKeys: a keyed hash) to its in-memory key,
+ *  keeping its remaining TTL; the entry, or undefined when there is none. */
+export function reclaimSaved<V extends {}>(map: LRUCache<string, V>, saved: string, key: string): V | undefined {
+  const value = map.get(saved);
+  if (value === undefined) return undefined;
+  const ttl = map.getRemainingTTL(saved);
+  map.delete(saved);
+  map.set(key, value, ttl > 0 && Number.isFinite(ttl) ? { ttl } : {});
+  return value;
 }
 
 /** Parsing for fromJSON: a number (infinite only where allowed), else a clear error. */
@@ -246,29 +257,37 @@ export class WindowBaseline {
   }
 }
 
-/** Per-service learning: judgements about "new" behaviour wait until the service has been
- *  observed for the learning period and volume. */
-export class LearningTracker {
-  readonly #firstSeen: LRUCache<string, { first: number; requests: number }>;
-  readonly #minDurationMs: number;
-  readonly #minRequests: number;
+/** How long and how much a service has been observed (the learning period's evidence). */
+export interface ServiceHistory { first: number; requests: number }
 
-  constructor(clock: EventClock, caps: StateCaps, minDurationMs: number, minRequests: number, registry?: StateRegistry) {
-    this.#firstSeen = boundedMap(clock, { caps: { maxEntries: Math.min(caps.maxEntries, 10_000), maxBytes: caps.maxBytes }, ttlMs: 7 * 24 * 3600_000, persist: { registry, name: 'learning.first-seen' } });
-    this.#minDurationMs = minDurationMs;
-    this.#minRequests = minRequests;
+/** Whether a service's history covers a learning period. */
+export function historyCovers(history: ServiceHistory | undefined, time: number, period: { minDurationMs: number; minRequests: number }): boolean {
+  return history !== undefined && history.requests > period.minRequests && time - history.first >= period.minDurationMs;
+}
+
+/** Per-service learning: when each service was first seen and how many requests it has answered,
+ *  observed once per request. Judgements about "new" behaviour wait until this covers the learning
+ *  period of the detector making them (each detector and policy profile may have its own). */
+export class LearningTracker {
+  readonly #firstSeen: LRUCache<string, ServiceHistory>;
+  readonly #ttlMs = 7 * 24 * 3600_000;
+
+  constructor(clock: EventClock, caps: StateCaps, registry?: StateRegistry) {
+    this.#firstSeen = boundedMap(clock, { caps: { maxEntries: Math.min(caps.maxEntries, 10_000), maxBytes: caps.maxBytes }, ttlMs: this.#ttlMs, persist: { registry, name: 'learning.first-seen' } });
   }
 
-  /** Counts a request to the service and says whether its baseline is learned. */
-  observe(service: string, time: number): boolean {
+  /** Counts a request to the service; its history including this request (a copy). */
+  observe(service: string, time: number): ServiceHistory {
     let s = this.#firstSeen.get(service);
     if (s === undefined) { s = { first: time, requests: 0 }; this.#firstSeen.set(service, s); }
+    // A service in use stays known: without the refresh it would start learning again every TTL.
+    else if (this.#firstSeen.getRemainingTTL(service) < this.#ttlMs / 2) this.#firstSeen.set(service, s);
     s.requests++;
-    return this.learned(service, time);
+    return { first: s.first, requests: s.requests };
   }
 
-  learned(service: string, time: number): boolean {
+  history(service: string): ServiceHistory | undefined {
     const s = this.#firstSeen.get(service);
-    return s !== undefined && s.requests > this.#minRequests && time - s.first >= this.#minDurationMs;
+    return s === undefined ? undefined : { first: s.first, requests: s.requests };
   }
 }

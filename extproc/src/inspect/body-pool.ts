@@ -13,6 +13,25 @@ const MAX_QUEUE = 256;
 
 let pool: Piscina<DecodeTask, DecodedBody> | undefined;
 
+/** Why a large body went uninspected: the queue was full, the deadline passed, or the worker failed. */
+export type UninspectedReason = 'queue-full' | 'deadline' | 'worker-failed';
+
+const uninspected: Record<UninspectedReason, number> = { 'queue-full': 0, deadline: 0, 'worker-failed': 0 };
+
+/** Bodies left uninspected since start, by reason (the meshward.inspect.bodies_not_inspected metric). */
+export function uninspectedBodies(): Readonly<Record<UninspectedReason, number>> {
+  return uninspected;
+}
+
+/** Classifies a rejected decode and counts it. */
+export function countUninspected(err: unknown): UninspectedReason {
+  const reason: UninspectedReason = err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError') ? 'deadline'
+    : err instanceof Error && /queue is at limit/i.test(err.message) ? 'queue-full'
+      : 'worker-failed';
+  uninspected[reason]++;
+  return reason;
+}
+
 function sharedPool(): Piscina<DecodeTask, DecodedBody> {
   if (pool === undefined) {
     // Same extension as this module: .ts when run from source, .js when built.

@@ -6,7 +6,7 @@ import zlib from 'node:zlib';
 import type { Headers } from '../engine/event.ts';
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from './limits.ts';
 import { parseJsonBounded } from './json.ts';
-import { decodeOffThread } from './body-pool.ts';
+import { countUninspected, decodeOffThread } from './body-pool.ts';
 import { rememberJson } from '../engine/body.ts';
 import { bodyCutOf, type BodyCut } from '../engine/body-cap.ts';
 
@@ -246,11 +246,19 @@ export class BodyDecoder {
     return d;
   }
 
+  /** Records the body as not inspected (problem "not-inspected", for capacity reasons given in
+   *  `detail`): decode() then returns that without reading it. */
+  skip(body: Buffer, headers: Headers, detail: string): void {
+    this.#cache.set(body, { content: { kind: 'binary' }, text: '', mediaType: parseMediaType(headers.get('content-type')?.[0]).type, wireBytes: body.length, problems: [{ code: 'not-inspected', detail }] });
+    rememberJson(body, undefined);
+  }
+
   /** For a large body: decodes it in a worker thread into a bounded sample (body-sample.ts) that
    *  decode() then returns, so detectors never parse or walk the whole body on the event loop.
    *  Returns undefined when there is nothing to wait for (small, absent or already decoded body).
    *  A full queue, a failed worker or the deadline leave the body uninspected (problem
-   *  "not-inspected"): the request is decided on its headers, never held or failed for capacity. */
+   *  "not-inspected", counted in uninspectedBodies()); spec.content.overload decides whether such a
+   *  request passes on its headers (open) or is refused (closed, content-body). */
   prepare(body: Buffer | undefined, headers: Headers, deadlineMs = OFF_THREAD_DEADLINE_MS): Promise<void> | undefined {
     if (body === undefined || body.length < OFF_THREAD_BODY_BYTES || this.#cache.has(body)) return undefined;
     const encoded = headers.has('content-encoding');
@@ -266,9 +274,11 @@ export class BodyDecoder {
         rememberJson(body, decoded.content.kind === 'json' && !encoded ? decoded.content.value : undefined);
       },
       (err: unknown) => {
-        const detail = `body of ${body.length} bytes not inspected: off-thread decode ${err instanceof Error && err.name === 'AbortError' ? `exceeded ${deadlineMs} ms` : `failed (${String((err as Error)?.message ?? err).slice(0, 120)})`}`;
-        this.#cache.set(body, { content: { kind: 'binary' }, text: '', mediaType: parseMediaType(headers.get('content-type')?.[0]).type, wireBytes: body.length, problems: [{ code: 'not-inspected', detail }] });
-        rememberJson(body, undefined);
+        const reason = countUninspected(err);
+        const why = reason === 'deadline' ? `exceeded ${deadlineMs} ms`
+          : reason === 'queue-full' ? 'queue full (decode workers overloaded)'
+            : `failed (${String((err as Error)?.message ?? err).slice(0, 120)})`;
+        this.skip(body, headers, `body of ${body.length} bytes not inspected: off-thread decode ${why}`);
       },
     );
   }

@@ -1,6 +1,8 @@
 // gRPC over HTTP/2: method paths, server-reflection calls, and the set of known methods from a
-// descriptor set (policy), loaded with @grpc/proto-loader rather than parsed by hand.
+// descriptor set (policy spec.content.grpc.descriptorSet), loaded with @grpc/proto-loader (protobufjs)
+// rather than parsed by hand.
 import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { LRUCache } from 'lru-cache';
 import type { RequestEvent } from '../engine/event.ts';
 
 export function isGrpcRequest(request: RequestEvent): boolean {
@@ -34,4 +36,34 @@ export function methodsFromDescriptorSet(descriptorSet: Buffer): Set<string> {
     }
   }
   return methods;
+}
+
+/** Largest descriptor set a policy may carry (decoded bytes): parsing stays well under a second. */
+export const MAX_DESCRIPTOR_SET_BYTES = 4 * 1024 * 1024;
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Methods of descriptor sets already parsed, by their base64 text (policies are mapped per profile). */
+const parsedSets = new LRUCache<string, readonly string[]>({ max: 32 });
+
+/** The "/pkg.Service/Method" paths of a base64 FileDescriptorSet (protoc --descriptor_set_out,
+ *  buf build -o); throws an Error saying what is wrong (not base64, too large, not a descriptor
+ *  set, no methods). */
+export function methodsFromBase64DescriptorSet(text: string): readonly string[] {
+  const cached = parsedSets.get(text);
+  if (cached !== undefined) return cached;
+  const compact = text.replace(/\s+/g, '');
+  if (compact.length % 4 !== 0 || !BASE64.test(compact)) throw new Error('not base64 (standard alphabet, padded)');
+  const bytes = Buffer.from(compact, 'base64');
+  if (bytes.length > MAX_DESCRIPTOR_SET_BYTES) throw new Error(`descriptor set of ${bytes.length} bytes exceeds the ${MAX_DESCRIPTOR_SET_BYTES}-byte cap`);
+  let methods: Set<string>;
+  try {
+    methods = methodsFromDescriptorSet(bytes);
+  } catch (err) {
+    throw new Error(`not a serialized FileDescriptorSet: ${String((err as Error)?.message ?? err).slice(0, 160)}`);
+  }
+  if (methods.size === 0) throw new Error('the descriptor set declares no service methods');
+  const sorted = [...methods].sort();
+  parsedSets.set(text, sorted);
+  return sorted;
 }

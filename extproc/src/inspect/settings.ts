@@ -42,6 +42,9 @@ export interface ContentSettings {
   websocket: { requireCredentials: boolean; upgradesPerMinute: number };
   /** Hosts of third-party APIs whose responses are checked before the app consumes them (outbound). */
   thirdPartyHosts: string[];
+  /** A request body the decode pool could not inspect (queue full, deadline, worker failure):
+   *  `open` decides it on its headers; `closed` refuses it in enforce mode. */
+  overload: 'open' | 'closed';
 }
 
 export function defaultContentSettings(): ContentSettings {
@@ -55,6 +58,7 @@ export function defaultContentSettings(): ContentSettings {
     grpc: { knownMethods: [], allowReflection: false },
     websocket: { requireCredentials: true, upgradesPerMinute: 30 },
     thirdPartyHosts: [],
+    overload: 'open',
   };
 }
 
@@ -67,6 +71,7 @@ export interface ContentSettingsInput {
   grpc?: Partial<ContentSettings['grpc']>;
   websocket?: Partial<ContentSettings['websocket']>;
   thirdPartyHosts?: string[];
+  overload?: ContentSettings['overload'];
 }
 
 export function mergeContentSettings(base: ContentSettings, input: ContentSettingsInput): ContentSettings {
@@ -79,6 +84,7 @@ export function mergeContentSettings(base: ContentSettings, input: ContentSettin
     grpc: { ...base.grpc, ...input.grpc },
     websocket: { ...base.websocket, ...input.websocket },
     thirdPartyHosts: input.thirdPartyHosts ?? base.thirdPartyHosts,
+    overload: input.overload ?? base.overload,
   };
 }
 

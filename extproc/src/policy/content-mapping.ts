@@ -3,6 +3,7 @@
 // for the rest.
 import type { ContentSettingsInput } from '../inspect/settings.ts';
 import { operationPattern } from './operation-pattern.ts';
+import { methodsFromBase64DescriptorSet } from '../inspect/grpc.ts';
 import type { ContentPolicy } from './types.ts';
 
 /** Host names compare as the detectors see them (authorityHost: lower case, no port). */
@@ -25,9 +26,15 @@ export function contentSettingsFor(content: ContentPolicy): ContentSettingsInput
     };
   }
   if (graphql) out.graphql = { ...graphql };
-  // The gRPC detector compares request paths "/package.Service/Method".
-  if (grpc) out.grpc = { ...grpc, ...(grpc.knownMethods ? { knownMethods: grpc.knownMethods.map((m) => `/${m}`) } : {}) };
+  // The gRPC detector compares request paths "/package.Service/Method": the listed methods and those
+  // the descriptor set declares (validated when the policy was loaded, so it parses here).
+  if (grpc) {
+    const { descriptorSet, knownMethods, ...rest } = grpc;
+    const known = [...(knownMethods ?? []).map((m) => `/${m}`), ...(descriptorSet ? methodsFromBase64DescriptorSet(descriptorSet.base64) : [])];
+    out.grpc = { ...rest, ...(knownMethods || descriptorSet ? { knownMethods: [...new Set(known)] } : {}) };
+  }
   if (websocket) out.websocket = { ...websocket };
   if (thirdPartyHosts) out.thirdPartyHosts = thirdPartyHosts.map(hostName);
+  if (content.overload) out.overload = content.overload;
   return out;
 }

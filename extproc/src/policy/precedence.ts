@@ -43,7 +43,11 @@ function mostSpecific(candidates: ApiSecurityPolicy[], labels: Readonly<Record<s
 
 function mergeDetectors(base: DetectorSettings[] = [], over: DetectorSettings[] = []): DetectorSettings[] {
   const byName = new Map(base.map((d) => [d.name, d]));
-  for (const d of over) byName.set(d.name, { ...byName.get(d.name), ...d, thresholds: { ...byName.get(d.name)?.thresholds, ...d.thresholds } });
+  for (const d of over) {
+    const b = byName.get(d.name);
+    const learning = b?.learning || d.learning ? { learning: { ...b?.learning, ...d.learning } } : {};
+    byName.set(d.name, { ...b, ...d, thresholds: { ...b?.thresholds, ...d.thresholds }, ...learning });
+  }
   return [...byName.values()];
 }
 

@@ -13,11 +13,19 @@ export const POLICY_PLURAL = 'apisecuritypolicies';
 export type PolicyMode = 'monitor' | 'enforce';
 export type FailureMode = 'open' | 'closed';
 
+/** How long (and how much) a baseline is observed before detectors judge against it. */
+export interface LearningPolicy {
+  periodSeconds?: number;
+  minRequests?: number;
+}
+
 export interface DetectorSettings {
   name: string;
   enabled?: boolean;
   mode?: PolicyMode;
   thresholds?: Record<string, number>;
+  /** Over spec.learning, for this detector only. */
+  learning?: LearningPolicy;
 }
 
 export interface ApiSpecSource {
@@ -74,9 +82,11 @@ export interface ContentPolicy {
     allowIntrospection?: boolean; maxDepth?: number; maxAliases?: number; maxBatch?: number; maxCost?: number;
     maxDirectives?: number; maxTokens?: number; maxDuplicateFields?: number;
   };
-  grpc?: { allowReflection?: boolean; knownMethods?: string[] };
+  grpc?: { allowReflection?: boolean; knownMethods?: string[]; descriptorSet?: { base64: string } };
   websocket?: { requireCredentials?: boolean; upgradesPerMinute?: number };
   thirdPartyHosts?: string[];
+  /** A body the decode pool could not inspect in time: decided on headers (open) or refused (closed). */
+  overload?: FailureMode;
 }
 
 export interface PolicySpec {
@@ -84,6 +94,7 @@ export interface PolicySpec {
   mode?: PolicyMode;
   failureMode?: FailureMode;
   sampling?: { bodyRate?: number; maxBodyBytes?: number };
+  learning?: LearningPolicy;
   detectors?: DetectorSettings[];
   apiSpecs?: ApiSpecSource[];
   businessFlows?: BusinessFlow[];

@@ -7,6 +7,7 @@ import YAML from 'yaml';
 import { PROJECT_ROOT } from '../local/envoy-binary.ts';
 import { detectorThresholds, thresholdErrors } from './engine-mapping.ts';
 import { hostName } from './content-mapping.ts';
+import { methodsFromBase64DescriptorSet } from '../inspect/grpc.ts';
 import { compileStructuralSchema, type FieldError, type StrictValidator } from './structural-schema.ts';
 import { POLICY_API_VERSION, POLICY_KIND, POLICY_VERSION, type ApiSecurityPolicy, type CallRule, type PolicySpec } from './types.ts';
 
@@ -119,6 +120,12 @@ export function semanticErrors(spec: PolicySpec, options: PolicyValidationOption
       }
     } else if (!URL.canParse(iss.jwksUri!)) errors.push({ path: `spec.jwt.issuers[${i}].jwksUri`, reason: 'not a URL' });
   });
+  const descriptorSet = spec.content?.grpc?.descriptorSet;
+  if (descriptorSet !== undefined) {
+    try { methodsFromBase64DescriptorSet(descriptorSet.base64); } catch (err) {
+      errors.push({ path: 'spec.content.grpc.descriptorSet.base64', reason: (err as Error).message });
+    }
+  }
   spec.rateLimits?.forEach((r, i) => {
     if (r.burst !== undefined && r.burst < r.requests) errors.push({ path: `spec.rateLimits[${i}].burst`, reason: `must be >= requests (${r.requests})` });
   });

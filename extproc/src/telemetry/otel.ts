@@ -20,6 +20,7 @@ import type { Headers, RequestEvent, ResponseEvent } from '../engine/event.ts';
 import type { Finding, Severity } from '../engine/finding.ts';
 import type { Exchange } from '../engine/exchange.ts';
 import type { ServerCounters, StreamCapCounters } from '../server.ts';
+import { uninspectedBodies } from '../inspect/body-pool.ts';
 
 const LOG_SEVERITY: Record<Severity, SeverityNumber> = {
   info: SeverityNumber.INFO, low: SeverityNumber.INFO2, medium: SeverityNumber.WARN, high: SeverityNumber.ERROR, critical: SeverityNumber.FATAL,
@@ -97,6 +98,8 @@ export class Telemetry {
     this.#decisions = meter.createCounter('meshward.decisions', { description: 'Requests meshward decided on, by decision' });
     this.#findings = meter.createCounter('meshward.findings', { description: 'Findings, by OWASP category, severity and detector' });
     this.#detectorErrors = meter.createCounter('meshward.detector.errors', { description: 'Exchanges a detector threw on (the exchange went on without it)' });
+    meter.createObservableCounter('meshward.inspect.bodies_not_inspected', { description: 'Large bodies the decode workers could not inspect, by reason (queue-full, deadline, worker-failed); spec.content.overload decides whether they pass' })
+      .addCallback((r) => { for (const [reason, n] of Object.entries(uninspectedBodies())) r.observe(n, { reason }); });
     this.#decisionMs = meter.createHistogram('meshward.decision.duration', {
       description: 'From the request headers reaching the server to the decision (includes waiting for a sampled body)', unit: 'ms',
     });

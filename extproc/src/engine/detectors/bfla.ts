@@ -8,7 +8,7 @@ import type { Finding } from '../finding.ts';
 import { actionNames, compilePattern, findingFor, serviceLearned, type DetectorContext } from '../detector-context.ts';
 import { boundedMap } from '../state.ts';
 import { graphqlOf } from '../body.ts';
-import type { BflaSettings } from '../policy-settings.ts';
+import { learningFor, type BflaSettings, type LearningSettings } from '../policy-settings.ts';
 
 export const BFLA_DETECTOR = 'bfla';
 
@@ -31,6 +31,7 @@ export class BflaDetector implements Detector {
   readonly #callers: LRUCache<string, { calls: Map<string, number>; total: number }>;
   readonly #resources: LRUCache<string, ResourceMethods>;
   readonly #context: DetectorContext;
+  readonly #learningPeriod: LearningSettings;
 
   constructor(context: DetectorContext) {
     const { settings, clock } = context;
@@ -41,6 +42,7 @@ export class BflaDetector implements Detector {
     this.#callers = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 4096 + k.length * 2, persist: { registry: context.state, name: 'bfla.callers' } });
     this.#resources = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 1024 + k.length * 2, persist: { registry: context.state, name: 'bfla.resources' } });
     this.#context = context;
+    this.#learningPeriod = learningFor(settings, 'bfla');
   }
 
   #finding(exchange: Exchange, summary: string, evidence: Record<string, unknown>): Finding {
@@ -57,7 +59,7 @@ export class BflaDetector implements Detector {
 
   onRequest(exchange: Exchange): Finding[] | undefined {
     const now = exchange.request.time;
-    const learned = serviceLearned(exchange, this.#context);
+    const learned = serviceLearned(exchange, this.#context, this.#learningPeriod);
     const findings: Finding[] = [];
     const privileged = this.privilegedBy(exchange);
     if (privileged.length > 0) {

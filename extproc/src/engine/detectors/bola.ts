@@ -7,12 +7,14 @@ import type { Detector } from '../detector.ts';
 import { operationKey, type Exchange } from '../exchange.ts';
 import type { Finding } from '../finding.ts';
 import { actionNames, compilePattern, findingFor, isSuccess, type DetectorContext } from '../detector-context.ts';
-import { boundedMap, WindowCount, WindowDistinct } from '../state.ts';
+import { boundedMap, reclaimSaved, WindowCount, WindowDistinct, type EventClock } from '../state.ts';
 import { ID_NAME, normalizeId, objectRefs, type ObjectRef } from '../objects.ts';
 import { graphqlOf, jsonOf, scalarFields } from '../body.ts';
 import { findPollution, type IdReference } from '../parameter-pollution.ts';
 import { CounterWalks, SortedNameWalks } from '../id-walks.ts';
 import type { BolaSettings } from '../policy-settings.ts';
+import type { KeyedHash } from '../keyed-hash.ts';
+import { scanSensitive } from '../../inspect/sensitive.ts';
 
 export const BOLA_DETECTOR = 'bola';
 
@@ -52,6 +54,15 @@ const NAME_WALK_COLLECTIONS = 8;
  *  5040 orders), so a wordlist walk needs this many more than a counter walk. */
 const NAME_WALK_EXTRA = 2;
 const EVIDENCE_CHARS = 64;
+/** How long the caller is taken to know an object it created or was shown. */
+const KNOWN_TTL_MS = 24 * 3600_000;
+
+/** The field an object reference came from (its query parameter or body field; none in a path),
+ *  as a hint for the sensitive-data scanner. */
+function fieldOf(ref: ObjectRef): string {
+  const at = Math.max(ref.collection.lastIndexOf('?'), ref.collection.lastIndexOf('#'));
+  return ref.where === 'path' || at === -1 ? '' : ref.collection.slice(at + 1);
+}
 
 /** The single principal a response's owner fields name, or undefined (none, or several: a list). */
 export function ownerOf(body: unknown): string | undefined {
@@ -69,6 +80,10 @@ export class BolaDetector implements Detector {
   readonly name = BOLA_DETECTOR;
   readonly #settings: BolaSettings;
   readonly #known: LRUCache<string, Knowledge>;
+  readonly #ids: KeyedHash | undefined;
+  readonly #clock: EventClock;
+  /** Until then #known may hold restored entries under hashed keys. */
+  #hashedUntil = -Infinity;
   readonly #callers: LRUCache<string, CallerObjects>;
   readonly #collections: LRUCache<string, CollectionUse>;
   readonly #privileged: RegExp;
@@ -76,7 +91,17 @@ export class BolaDetector implements Detector {
   constructor(context: DetectorContext) {
     const { settings, clock } = context;
     this.#settings = settings.bola;
-    this.#known = boundedMap(clock, { caps: settings.caps, ttlMs: 24 * 3600_000, sizeOf: (k) => 64 + k.length * 2 }); // not persisted: its keys are raw values from bodies (a password, a card number), never written to disk
+    // Keyed by caller and raw object ID in memory, and saved under the keyed hash of that key
+    // (keyed-hash.ts): values from bodies can be secrets. Restored entries stay hashed, so lookups
+    // also try the hash until they have expired. Values the sensitive-data scanner recognises are
+    // never recorded at all.
+    this.#clock = clock;
+    const ids = context.state?.ids;
+    this.#ids = ids;
+    this.#known = boundedMap(clock, { caps: settings.caps, ttlMs: KNOWN_TTL_MS, sizeOf: (k) => 64 + k.length * 2, persist: {
+      registry: context.state, name: 'bola.ownership',
+      keys: { saved: (k) => (k.includes('\u0000') && ids !== undefined ? ids.of(k) : k), restored: (n) => { if (n > 0) this.#hashedUntil = clock.now() + KNOWN_TTL_MS; } },
+    } });
     // Enumeration windows (minutes) are not persisted.
     this.#callers = boundedMap(clock, { caps: settings.caps, ttlMs: 2 * settings.bola.windowMs, sizeOf: (k) => 2048 + k.length * 2 });
     this.#collections = boundedMap(clock, { caps: settings.caps, ttlMs: 7 * 24 * 3600_000, sizeOf: (k) => 16_384 + k.length * 2, persist: { registry: context.state, name: 'bola.collections' } });
@@ -104,7 +129,20 @@ export class BolaDetector implements Detector {
 
   #knows(exchange: Exchange, ref: ObjectRef): boolean {
     if (exchange.userNames?.includes(ref.id) === true) return true;
-    return this.#known.has(`${exchange.callerKey}\u0000${ref.id}`);
+    const key = `${exchange.callerKey}\u0000${ref.id}`;
+    if (this.#known.has(key)) return true;
+    if (this.#ids === undefined || this.#clock.now() >= this.#hashedUntil) return false;
+    // A restored entry: found by its hash, then kept under the raw key (hashed once).
+    return reclaimSaved(this.#known, this.#ids.of(key), key) !== undefined;
+  }
+
+  /** Records what the caller knows of an object, unless the ID is a secret or personal data (a
+   *  password, a card number, an email): those are never recorded, not even hashed. 'seen' never
+   *  downgrades 'own'. */
+  #remember(caller: string, id: string, field: string, knowledge: Knowledge): void {
+    if (scanSensitive(id, field).length > 0) return;
+    const key = `${caller}\u0000${id}`;
+    if (knowledge === 'own' || !this.#known.has(key)) this.#known.set(key, knowledge);
   }
 
   #state(caller: string): CallerObjects {
@@ -172,7 +210,7 @@ export class BolaDetector implements Detector {
         const names = exchange.userNames ?? [];
         for (const ref of unknown) {
           if (owner !== undefined && names.length > 0) {
-            if (names.includes(owner)) { this.#known.set(`${exchange.callerKey}\u0000${ref.id}`, 'own'); continue; }
+            if (names.includes(owner)) { this.#remember(exchange.callerKey, ref.id, fieldOf(ref), 'own'); continue; }
             const foreign = (state.foreign ??= new WindowDistinct(this.#settings.windowMs));
             const before = foreign.size(now);
             const count = foreign.add(`${ref.collection}\u0000${ref.id}`, now);
@@ -212,14 +250,12 @@ export class BolaDetector implements Detector {
       if (!ID_NAME.test(f.key) || !TOKENISH.test(f.value)) continue;
       const id = normalizeId(f.value);
       if (asked.has(id)) continue;
-      const key = `${caller}\u0000${id}`;
-      if (creates) this.#known.set(key, 'own');
-      else if (!this.#known.has(key)) this.#known.set(key, 'seen');
+      this.#remember(caller, id, f.key, creates ? 'own' : 'seen');
       learned++;
     }
     if (creates && graphql === undefined && requested.length === 0) {
       for (const f of scalarFields(jsonOf(exchange.request.body), 32)) {
-        if (TOKENISH.test(f.value) && !asked.has(f.value)) this.#known.set(`${caller}\u0000${normalizeId(f.value)}`, 'own');
+        if (TOKENISH.test(f.value) && !asked.has(f.value)) this.#remember(caller, normalizeId(f.value), f.key, 'own');
       }
     }
   }

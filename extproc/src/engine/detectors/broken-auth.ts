@@ -12,7 +12,7 @@ import { boundedMap, WindowBaseline, WindowCount, WindowDistinct } from '../stat
 import { Jwks, sha256Hex, type JwksVerdict } from '../jwt.ts';
 import { isFetchableJwksUri, remoteJwksFor, type RemoteJwks } from '../jwks-remote.ts';
 import { graphqlLiteralArgs, graphqlOf, jsonOf, scalarFields } from '../body.ts';
-import type { AuthSettings } from '../policy-settings.ts';
+import { learningFor, type AuthSettings, type LearningSettings } from '../policy-settings.ts';
 
 export const BROKEN_AUTH_DETECTOR = 'broken-auth';
 
@@ -102,6 +102,7 @@ export class BrokenAuthDetector implements Detector {
   /** Issuers whose JWKS policy gives by URL (an inline set for the issuer wins). */
   readonly #remoteJwks = new Map<string, RemoteJwks>();
   readonly #context: DetectorContext;
+  readonly #learningPeriod: LearningSettings;
 
   constructor(context: DetectorContext) {
     const { settings, clock } = context;
@@ -122,6 +123,7 @@ export class BrokenAuthDetector implements Detector {
       if (!this.#jwks.has(issuer) && isFetchableJwksUri(uri)) this.#remoteJwks.set(issuer, remoteJwksFor(uri));
     }
     this.#context = context;
+    this.#learningPeriod = learningFor(settings, 'auth');
   }
 
   #finding(exchange: Exchange, severity: Finding['severity'], summary: string, evidence: Record<string, unknown>, enforcement: Finding['enforcement'] = 'deny'): Finding {
@@ -268,7 +270,7 @@ export class BrokenAuthDetector implements Detector {
   }
 
   #unauthenticated(exchange: Exchange, now: number, findings: Finding[]): void {
-    const learned = serviceLearned(exchange, this.#context);
+    const learned = serviceLearned(exchange, this.#context, this.#learningPeriod);
     const key = operationKey(exchange);
     let op = this.#operations.get(key);
     if (op === undefined) { op = { total: 0, authenticated: 0 }; this.#operations.set(key, op); }

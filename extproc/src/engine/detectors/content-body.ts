@@ -44,11 +44,15 @@ export class ContentBodyDetector implements Detector {
     }
     const skipped = decoded.problems.find((p) => p.code === 'not-inspected');
     if (skipped !== undefined) {
-      // Capacity, not the client's doing: reported so the gap is visible, never a reason to block.
+      // Capacity, not the client's doing: whether an uninspected body passes is the policy's choice
+      // (spec.content.overload), said in the finding either way.
+      const closed = this.#content.settings.overload === 'closed';
       findings.push(findingFor(this.name, exchange, {
-        category: 'API4:2023-UnrestrictedResourceConsumption', severity: 'info', enforcement: 'none',
-        summary: `request body decided on headers only: ${skipped.detail}`,
-        evidence: { problems: ['not-inspected'], body: bodyEvidence(decoded) },
+        category: 'API4:2023-UnrestrictedResourceConsumption', severity: closed ? 'medium' : 'info', enforcement: closed ? 'deny' : 'none',
+        summary: closed
+          ? `request body could not be inspected (overload policy closed: refused in enforce mode): ${skipped.detail}`
+          : `request body decided on headers only: ${skipped.detail} (overload policy open)`,
+        evidence: { problems: ['not-inspected'], overload: closed ? 'closed' : 'open', body: bodyEvidence(decoded) },
       }));
     }
     return findings;

@@ -7,6 +7,7 @@ import { operationKey, workloadKeyOf, type Exchange } from '../exchange.ts';
 import type { Finding } from '../finding.ts';
 import { compilePattern, findingFor, serviceLearned, type DetectorContext } from '../detector-context.ts';
 import { boundedMap } from '../state.ts';
+import { learningFor, type LearningSettings } from '../policy-settings.ts';
 
 export const LATERAL_DETECTOR = 'lateral-movement';
 
@@ -16,12 +17,14 @@ export class LateralMovementDetector implements Detector {
   readonly name = LATERAL_DETECTOR;
   readonly #edges: LRUCache<string, { first: number; requests: number }>;
   readonly #context: DetectorContext;
+  readonly #learningPeriod: LearningSettings;
   readonly #scopes: Scope[];
 
   constructor(context: DetectorContext) {
     const { settings, clock } = context;
     this.#edges = boundedMap(clock, { caps: settings.caps, ttlMs: 30 * 24 * 3600_000, persist: { registry: context.state, name: 'lateral.edges' } });
     this.#context = context;
+    this.#learningPeriod = learningFor(settings, 'lateral');
     this.#scopes = settings.lateral.scopes.map((s, i) => ({
       identity: s.identity.endsWith('*') ? s.identity.slice(0, -1) : s.identity,
       prefix: s.identity.endsWith('*'),
@@ -32,7 +35,7 @@ export class LateralMovementDetector implements Detector {
   onRequest(exchange: Exchange): Finding[] | undefined {
     const now = exchange.request.time;
     const service = exchange.request.authority;
-    const learned = serviceLearned(exchange, this.#context);
+    const learned = serviceLearned(exchange, this.#context, this.#learningPeriod);
     const workload = workloadKeyOf(exchange.request);
     const findings: Finding[] = [];
 
