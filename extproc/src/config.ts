@@ -33,6 +33,7 @@ export const STREAM_LIMIT_RANGES = {
   maxConcurrentStreams: { min: 1, max: 1_000_000, integer: true },
   maxConcurrentStreamsPerConnection: { min: 1, max: 2 ** 31 - 1, integer: true },
   streamIdleSeconds: { min: 0, max: 86_400, integer: false },
+  maxBufferedBodyMib: { min: 1, max: 65_536, integer: true },
 } as const;
 export type StreamLimitField = keyof typeof STREAM_LIMIT_RANGES;
 

@@ -1,4 +1,5 @@
 // The ext_proc gRPC server: binds Envoy's ExternalProcessor service to the engine.
+import { BodyBudget, DEFAULT_MAX_BUFFERED_BODY_MIB } from './body-budget.ts';
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import type { Engine } from './engine/engine.ts';
@@ -28,6 +29,9 @@ export interface ServerOptions {
   /** A stream that sends nothing for this long is ended (0: never); must exceed the mesh's longest
    *  upstream response time, since a stream waits for the app between request and response. */
   streamIdleSeconds: number;
+  /** Body bytes (MiB) held for inspection at once, server-wide (body-budget.ts); a body beyond it is
+   *  not inspected and the policy's spec.content.overload decides whether its request passes. */
+  maxBufferedBodyMib: number;
   /** Event time for the engine (ms since the epoch); replays through Envoy map wall time to capture time. */
   now?: () => number;
   /** mTLS (client certificate from the mesh CA required; each stream bound to its certificate's
@@ -45,6 +49,7 @@ export const DEFAULT_SERVER_OPTIONS: ServerOptions = {
   maxMessageBytes: 8 * 1024 * 1024,
   maxConcurrentStreams: 5_000,
   maxConcurrentStreamsPerConnection: 1_000,
+  maxBufferedBodyMib: DEFAULT_MAX_BUFFERED_BODY_MIB,
   streamIdleSeconds: 60,
 };
 
@@ -68,6 +73,14 @@ export interface ServerCounters {
   messages: number;
 }
 
+/** What the server-wide body budget did, beside ServerCounters. */
+export interface BodyBudgetCounters {
+  /** Bodies not inspected because the server-wide body budget was full. */
+  readonly bodiesOverBudget: number;
+  /** Body bytes held for inspection right now. */
+  readonly bodyBytesHeld: number;
+}
+
 /** What the concurrent-stream cap did, beside ServerCounters. */
 export interface StreamCapCounters {
   /** Streams refused at once with RESOURCE_EXHAUSTED because the server held maxConcurrentStreams (not in streamsStarted). */
@@ -78,7 +91,7 @@ export interface StreamCapCounters {
 
 export interface RunningServer {
   readonly port: number;
-  readonly counters: Readonly<ServerCounters & StreamCapCounters>;
+  readonly counters: Readonly<ServerCounters & StreamCapCounters & BodyBudgetCounters>;
   /** Stops accepting streams and waits for in-flight ones to finish. */
   close(): Promise<void>;
   /** Cancels every in-flight stream immediately. */
@@ -89,7 +102,12 @@ type ProcessCall = grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse
 
 export async function startServer(engine: Engine, log: Logger, options: Partial<ServerOptions> = {}): Promise<RunningServer> {
   const opts = { ...DEFAULT_SERVER_OPTIONS, ...options };
-  const counters: ServerCounters & StreamCapCounters = { streamsStarted: 0, streamsActive: 0, streamsFailed: 0, streamsRefused: 0, streamsReaped: 0, messages: 0 };
+  const bodyBudget = new BodyBudget(opts.maxBufferedBodyMib * 1024 * 1024);
+  const counters: ServerCounters & StreamCapCounters & BodyBudgetCounters = {
+    streamsStarted: 0, streamsActive: 0, streamsFailed: 0, streamsRefused: 0, streamsReaped: 0, messages: 0,
+    get bodiesOverBudget() { return bodyBudget.overBudget; },
+    get bodyBytesHeld() { return bodyBudget.held; },
+  };
   const admission = admitStreams(opts, counters, log);
   // Request ids: a per-process prefix plus a counter (cheap, unique, and not taken from any header).
   const idPrefix = `${process.pid.toString(36)}${Date.now().toString(36)}`;
@@ -122,8 +140,9 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
     if (slot === undefined) return;
     counters.streamsStarted++;
     counters.streamsActive++;
-    call.once('close', () => { counters.streamsActive--; slot.release(); });
-    const stream = new ExtProcStream(`${idPrefix}-${(nextId++).toString(36)}`, engine, log, opts.now, streamBinding(call, opts));
+    const stream = new ExtProcStream(`${idPrefix}-${(nextId++).toString(36)}`, engine, log, opts.now, streamBinding(call, opts), bodyBudget);
+    // 'close' follows every ending (end, cancel, error, idle reap): the stream's bodies leave the budget.
+    call.once('close', () => { counters.streamsActive--; slot.release(); stream.releaseBodies(); });
     let unanswered = 0;
 
     const deliver = (result: StepResult): void => {
@@ -156,17 +175,23 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
       const result = stream.handle(message);
       if (result instanceof Promise) void result.then(deliver);
       else deliver(result);
+      // Observability mode: Envoy holds the stream open for deferred_close_timeout after the
+      // request ends unless we close it; response headers are the last message meshward needs
+      // (bodies are not sent in this mode), so end it now rather than hold one stream per request
+      // for seconds (at 1,000 requests/s that would exhaust the per-connection stream limit).
+      if (message?.observability_mode === true && message.request === 'response_headers') endCleanly();
     });
-    call.on('end', () => {
-      // Envoy half-closed: finish our side cleanly (required for graceful close), once every
-      // message already received has its answer.
+    /** Ends our side with OK once every message already received has its answer. */
+    const endCleanly = (): void => {
       void stream.idle().then(() => {
         if (!finished) {
           finished = true;
           call.end();
         }
       });
-    });
+    };
+    // Envoy half-closed: finish our side cleanly (required for graceful close).
+    call.on('end', endCleanly);
     call.on('cancelled', () => {
       // Envoy resets every stream after half-closing it by default; that is normal, not an error.
       finished = true;

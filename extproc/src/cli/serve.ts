@@ -18,6 +18,7 @@ import { BlockedLog, registerCoreRoutes } from '../admin/core-routes.ts';
 import { startInventory, type InventoryRuntime } from '../inventory/runtime.ts';
 import { registerInventoryRoutes } from '../inventory/admin-routes.ts';
 import { DetectorStateTable } from '../inventory/detector-state-table.ts';
+import { defaultStateKeyFile, loadOrCreateStateKey } from '../inventory/state-key-file.ts';
 import { PolicyServerWiring } from '../policy/server-wiring.ts';
 import { unenforcedPatterns } from '../inspect/safe-regexp.ts';
 import { SENSITIVE_KINDS, type SensitiveKind } from '../inspect/sensitive.ts';
@@ -38,6 +39,7 @@ export function registerServe(program: Command): void {
     .option('--admin-token-file <file>', 'file with the bearer token the admin endpoints require (the filter sends it; required with --admin-port; env MESHWARD_ADMIN_TOKEN_FILE). A file, not a flag, so the token never shows in `ps`', process.env.MESHWARD_ADMIN_TOKEN_FILE)
     .option('--filter-tables <file>', 'Wasm filter tables (deny, limits, templates, sampling) served to the filters, JSON or YAML')
     .option('--inventory-db <file>', 'keep the API inventory and the detectors\' learned baselines in this SQLite file (default: in memory; a restart learns again)')
+    .option('--state-key-file <file>', 'with --inventory-db: key for the keyed hashes learned state keeps instead of raw object IDs, kept outside the SQLite file (default: FILE.key beside it, created 0600 on first start)')
     .option('--spec-url-refresh-seconds <seconds>', 'how often policy apiSpecs given by url are fetched again (conditional requests)', (v) => Number(v), 300)
     .option('--spec-configmap-refresh-seconds <seconds>', 'how often policy apiSpecs given by configMapRef are read again (--policy-source kubernetes)', (v) => Number(v), 30)
     .option('--spec <service=file...>', 'OpenAPI spec of a service (its host name), for shadow/zombie/orphan classification and contracts')
@@ -45,6 +47,7 @@ export function registerServe(program: Command): void {
     .option('--prometheus-port <port>', 'serve metrics for Prometheus at http://HOST:PORT/metrics (no token: counts only, no identities or paths)', (v) => Number.parseInt(v, 10))
     .option('--otlp-endpoint <url>', 'export traces, metrics and finding logs by OTLP/HTTP to this base URL (env OTEL_EXPORTER_OTLP_ENDPOINT)', process.env.OTEL_EXPORTER_OTLP_ENDPOINT)
     .option('--max-concurrent-streams <n>', `ext_proc streams held at once, server-wide; a stream beyond it is refused (RESOURCE_EXHAUSTED: Envoy applies the failure mode) (default ${DEFAULT_SERVER_OPTIONS.maxConcurrentStreams})`, Number)
+    .option('--max-buffered-body-mib <mib>', `body bytes held for inspection at once, server-wide; a body beyond it is not inspected and the policy's spec.content.overload decides (default ${DEFAULT_SERVER_OPTIONS.maxBufferedBodyMib})`, Number)
     .option('--max-concurrent-streams-per-connection <n>', `HTTP/2 max concurrent streams of each Envoy connection (default ${DEFAULT_SERVER_OPTIONS.maxConcurrentStreamsPerConnection})`, Number)
     .option('--stream-idle-seconds <seconds>', `end an ext_proc stream that sends nothing this long (0: never; keep it above the longest upstream response time) (default ${DEFAULT_SERVER_OPTIONS.streamIdleSeconds})`, Number)
     .option('--tls-cert <file>', 'serve ext_proc over mTLS: PEM certificate (re-read every --tls-refresh-seconds, so rotation needs no restart)')
@@ -57,7 +60,7 @@ export function registerServe(program: Command): void {
     .option('--redact <kinds>', `in enforce mode, replace these sensitive values in JSON responses with "[redacted]" (comma list of: ${SENSITIVE_KINDS.join(', ')}); only sampled responses whose whole body was buffered`)
     .option('--drain-seconds <seconds>', 'on SIGTERM/SIGINT: how long in-flight ext_proc streams may take to finish before they are cancelled', (v) => Number(v), 5)
     .addHelpText('after', '\nAdmin HTTP API (with --admin-port): /healthz and /readyz (no token), GET /findings, /policy, /report, /inventory..., /v1/filter-config (bearer token). gRPC: envoy.service.ext_proc.v3.ExternalProcessor and grpc.health.v1.Health.\nExit codes: 0 clean shutdown (in-flight streams get --drain-seconds), 1 shutdown hung for 10 s past that, 2 bad configuration or option.')
-    .action(async (opts: { config?: string; host?: string; port?: number; adminPort?: number; adminTokenFile?: string; filterTables?: string; policySource: string; policyFile?: string[]; policyNamespace: string; policyResyncSeconds?: number; specUrlRefreshSeconds: number; specConfigmapRefreshSeconds: number; inventoryDb?: string; spec?: string[]; findingsBuffer: number; otlpEndpoint?: string; prometheusPort?: number; drainSeconds: number; enforcedDenySeconds: number; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; tlsRefreshSeconds?: number; insecurePlaintext?: boolean; forgedStreamFailureMode?: string; maxConcurrentStreams?: number; maxConcurrentStreamsPerConnection?: number; streamIdleSeconds?: number; redact?: string }) => {
+    .action(async (opts: { config?: string; host?: string; port?: number; adminPort?: number; adminTokenFile?: string; filterTables?: string; policySource: string; policyFile?: string[]; policyNamespace: string; policyResyncSeconds?: number; specUrlRefreshSeconds: number; specConfigmapRefreshSeconds: number; inventoryDb?: string; stateKeyFile?: string; spec?: string[]; findingsBuffer: number; otlpEndpoint?: string; prometheusPort?: number; drainSeconds: number; enforcedDenySeconds: number; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; tlsRefreshSeconds?: number; insecurePlaintext?: boolean; forgedStreamFailureMode?: string; maxConcurrentStreams?: number; maxConcurrentStreamsPerConnection?: number; streamIdleSeconds?: number; maxBufferedBodyMib?: number; redact?: string }) => {
       const log = createLogger();
       let config: ServerConfig = { server: { ...DEFAULT_SERVER_OPTIONS }, denyRules: [] };
       try {
@@ -73,7 +76,7 @@ export function registerServe(program: Command): void {
         console.error(`meshward serve: ${transportError}`);
         process.exit(2);
       }
-      for (const [field, flag] of [['maxConcurrentStreams', '--max-concurrent-streams'], ['maxConcurrentStreamsPerConnection', '--max-concurrent-streams-per-connection'], ['streamIdleSeconds', '--stream-idle-seconds']] as [StreamLimitField, string][]) {
+      for (const [field, flag] of [['maxConcurrentStreams', '--max-concurrent-streams'], ['maxConcurrentStreamsPerConnection', '--max-concurrent-streams-per-connection'], ['streamIdleSeconds', '--stream-idle-seconds'], ['maxBufferedBodyMib', '--max-buffered-body-mib']] as [StreamLimitField, string][]) {
         const value = opts[field];
         if (value === undefined) continue;
         const error = streamLimitError(field, value);
@@ -98,6 +101,21 @@ export function registerServe(program: Command): void {
       }
       const wiring = new PolicyServerWiring(log, { urlRefreshMs: opts.specUrlRefreshSeconds * 1000, configMapRefreshMs: opts.specConfigmapRefreshSeconds * 1000 }, redact as SensitiveKind[]);
       const engine = new Engine({ denyRules: config.denyRules, detectors: wiring.detectors });
+      if (opts.stateKeyFile !== undefined && opts.inventoryDb === undefined) {
+        console.error('meshward serve: --state-key-file needs --inventory-db (the key protects the state kept there)');
+        process.exit(2);
+      }
+      if (opts.inventoryDb !== undefined) {
+        // Before any traffic: object IDs recorded under another key would not match restored ones.
+        try {
+          const stateKey = loadOrCreateStateKey(opts.stateKeyFile ?? defaultStateKeyFile(opts.inventoryDb));
+          engine.state.ids.useKey(stateKey.key);
+          if (stateKey.warning !== undefined) log.warn(stateKey.warning);
+        } catch (err) {
+          console.error(`meshward serve: ${(err as Error).message}`);
+          process.exit(2);
+        }
+      }
       logFindings(engine, log);
       if (!Number.isInteger(opts.findingsBuffer) || opts.findingsBuffer < 1 || opts.findingsBuffer > 1_000_000) {
         console.error('meshward serve: --findings-buffer must be an integer between 1 and 1000000');

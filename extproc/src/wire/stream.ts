@@ -13,6 +13,7 @@ import { toRequestEvent, toResponseEvent } from './request.ts';
 import { CONTINUE_RESPONSES, RESERVED_HEADER_PREFIX, denyResponse, replacedBodyResponse, requestHeadersResponse } from './response.ts';
 import { checkStreamBinding, forgedStreamFinding, FORGED_STREAM_DENY, type FailureMode } from './stream-binding.ts';
 import type { StreamPeer } from '../server-tls.ts';
+import type { BodyBudget, BodyLease } from '../body-budget.ts';
 
 /** Response headers of a sampled response: continue, and send the body (up to Envoy's buffer limit;
  *  BUFFERED would turn a larger response into a 500). */
@@ -76,9 +77,13 @@ export class ExtProcStream {
   #tail: Promise<StepResult> | undefined;
   /** Whether the message being dispatched may wait for an off-thread body decode (handle(), not step()). */
   #offThread = false;
+  readonly #bodyBudget: BodyBudget | undefined;
+  /** Body bytes this stream keeps, returned by releaseBodies() when the stream ends. */
+  readonly #bodyLeases: BodyLease[] = [];
 
-  constructor(requestId: string, engine: Engine, log: Logger, now: () => number = Date.now, binding?: StreamBindingOptions) {
+  constructor(requestId: string, engine: Engine, log: Logger, now: () => number = Date.now, binding?: StreamBindingOptions, bodyBudget?: BodyBudget) {
     this.#binding = binding;
+    this.#bodyBudget = bodyBudget;
     this.#requestId = requestId;
     this.#engine = engine;
     this.#log = log;
@@ -86,6 +91,28 @@ export class ExtProcStream {
   }
 
   get requestId(): string { return this.#requestId; }
+
+  /** The stream ended (any way: end, cancel, error, idle reap): its bodies leave the budget. Idempotent. */
+  releaseBodies(): void {
+    for (const lease of this.#bodyLeases.splice(0)) lease.release();
+  }
+
+  /** Whether the body fits the server's budget (then it counts against it until releaseBodies()).
+   *  If not, the engine marks it not inspected and the caller must not keep it. */
+  #keepBody(event: RequestEvent | ResponseEvent): boolean {
+    const bytes = event.body?.length ?? 0;
+    if (this.#bodyBudget === undefined || bytes === 0) return true;
+    const lease = this.#bodyBudget.reserve(bytes);
+    if (lease !== undefined) {
+      this.#bodyLeases.push(lease);
+      return true;
+    }
+    const budget = this.#bodyBudget;
+    this.#engine.skipBody(event, `body of ${bytes} bytes not inspected: server body budget full (${budget.held} of ${budget.maxBytes} bytes held)`);
+    const count = budget.reportDue(Date.now());
+    if (count !== undefined) this.#log.warn({ requestId: this.#requestId, overBudget: count, heldBytes: budget.held, maxBytes: budget.maxBytes }, 'bodies not inspected: server body budget full (spec.content.overload decides whether they pass)');
+    return false;
+  }
 
   /** Handles one message on the calling thread (bodies of any size decoded synchronously). Never
    *  throws: protocol violations come back as an error result. Not to be mixed with handle(). */
@@ -151,7 +178,8 @@ export class ExtProcStream {
     if (kind === undefined || !KINDS.has(kind)) {
       throw new ProcessingError(GrpcStatus.INVALID_ARGUMENT, 'meshward: ProcessingRequest has no request oneof set');
     }
-    if (this.#immediateResponseSent) {
+    // In observability mode Envoy ignored the answer: the request went on, its later messages are valid.
+    if (this.#immediateResponseSent && message.observability_mode !== true) {
       throw new ProcessingError(GrpcStatus.FAILED_PRECONDITION, `meshward: ${kind} received after an immediate response ended the request`);
     }
     switch (kind) {
@@ -189,6 +217,13 @@ export class ExtProcStream {
           // BUFFERED_PARTIAL sends the body (up to Envoy's buffer limit) in this one message.
           this.#decisionPending = false;
           const request: RequestEvent = { ...this.#request, body: message.request_body?.body ?? Buffer.alloc(0) };
+          if (!this.#keepBody(request)) {
+            // Decided now on the uninspected body, then dropped: nothing of it stays held.
+            const decision = this.#engine.decide(request);
+            if (decision.action !== 'deny') return CONTINUE_RESPONSES.request_body;
+            this.#immediateResponseSent = true;
+            return denyResponse(decision, this.#requestId);
+          }
           this.#request = request;
           return this.#afterPrepare(request, () => {
             const decision = this.#engine.decide(request);
