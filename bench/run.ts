@@ -28,9 +28,11 @@ const { values: args } = parseArgs({
     rates: { type: 'string', default: '500,1000,2000' },
     seconds: { type: 'string', default: '10' },
     repeats: { type: 'string', default: '2' },
-    variants: { type: 'string', default: 'bare,noop-wasm,filter,extproc,extproc-enforce,extproc-body' },
+    variants: { type: 'string', default: 'bare,noop-wasm,filter,extproc,extproc-async,extproc-enforce,extproc-body' },
     'memory-requests': { type: 'string', default: '200000' },
     quick: { type: 'boolean', default: false },
+    // Another build of the filter (e.g. the previous commit's) measured as variant filter-baseline.
+    'baseline-wasm': { type: 'string' },
   },
 });
 const quick = args.quick!;
@@ -38,16 +40,19 @@ const rates = (quick ? '1000' : args.rates!).split(',').map(Number);
 const seconds = quick ? 3 : Number(args.seconds);
 const repeats = quick ? 1 : Number(args.repeats);
 const variantNames = args.variants!.split(',');
+if (variantNames.includes('filter-baseline') && !args['baseline-wasm']) throw new Error('variant filter-baseline needs --baseline-wasm FILE');
 const memoryRequests = quick ? 20000 : Number(args['memory-requests']);
 const ENVOY_CPU = '0';
 const OTHER_CPU = os.availableParallelism() > 1 ? '1' : '0';
 
-type Variant = 'bare' | 'noop-wasm' | 'filter' | 'extproc' | 'extproc-enforce' | 'extproc-body';
+type Variant = 'bare' | 'noop-wasm' | 'filter' | 'filter-baseline' | 'extproc' | 'extproc-async' | 'extproc-enforce' | 'extproc-body';
 const DESCRIPTIONS: Record<Variant, string> = {
   bare: 'bare Envoy (mTLS inbound, router)',
   'noop-wasm': '+ empty Wasm module (the V8 floor)',
   filter: '+ meshward Wasm filter',
+  'filter-baseline': '+ meshward Wasm filter, --baseline-wasm build',
   extproc: '+ filter + ext_proc (headers only, monitor)',
+  'extproc-async': '+ filter + ext_proc in observability mode (headers only, monitor, Envoy does not wait)',
   'extproc-enforce': '+ filter + ext_proc (headers only, enforce)',
   'extproc-body': '+ filter + ext_proc + 1 KB JSON body buffered',
 };
@@ -117,9 +122,10 @@ async function main(): Promise<void> {
       httpFilters: () => {
         if (variant === 'bare') return [];
         if (variant === 'noop-wasm') return [meshwardWasmFilter({ wasmFile: noopWasm })];
+        if (variant === 'filter-baseline') return [meshwardWasmFilter({ wasmFile: args['baseline-wasm']! })];
         const wasm = meshwardWasmFilter({ wasmFile: DEFAULT_WASM_FILE });
         if (variant === 'filter') return [wasm];
-        return [wasm, meshwardExtProcFilter({ extProcCluster: 'meshward_ext_proc', failureModeAllow: false, requestBodyMode: variant === 'extproc-body' ? 'BUFFERED' : 'NONE' })];
+        return [wasm, meshwardExtProcFilter({ extProcCluster: 'meshward_ext_proc', failureModeAllow: false, requestBodyMode: variant === 'extproc-body' ? 'BUFFERED' : 'NONE', observabilityMode: variant === 'extproc-async' })];
       },
     }), dir, admin, { cpus: ENVOY_CPU });
   };

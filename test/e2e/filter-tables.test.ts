@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startLocalMesh } from '../../extproc/src/local/mesh.ts';
-import { AdminRouter } from '../../extproc/src/admin/server.ts';
-import { FilterConfigStore, registerFilterConfigRoute, FILTER_CONFIG_PATH } from '../../extproc/src/filter-config/route.ts';
+import { FILTER_CONFIG_PATH } from '../../extproc/src/filter-config/route.ts';
 import { EnforcedDenies, enforcementRecorder } from '../../extproc/src/filter-config/enforced.ts';
 import { FILTER_CONFIG_CLUSTER } from '../../extproc/src/local/envoy-config.ts';
 import { Engine } from '../../extproc/src/engine/engine.ts';
@@ -13,10 +12,10 @@ import type { Detector } from '../../extproc/src/engine/detector.ts';
 import type { Finding } from '../../extproc/src/engine/finding.ts';
 import { PolicySet } from '../../extproc/src/policy/precedence.ts';
 import { engineSettingsFor } from '../../extproc/src/policy/engine-mapping.ts';
-import { PolicyServerWiring } from '../../extproc/src/policy/server-wiring.ts';
 import type { ApiSecurityPolicy, PolicySpec } from '../../extproc/src/policy/types.ts';
 import { rawRequest } from '../support/raw-http.ts';
 import { waitFor } from '../support/wait-for.ts';
+import { servedTables } from '../support/served-tables.ts';
 
 const TOKEN = 'e2e-admin-token-0123456789';
 const CLIENT = 'default/client';
@@ -24,16 +23,6 @@ const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
 const REFRESH = { refresh: { cluster: FILTER_CONFIG_CLUSTER, path: FILTER_CONFIG_PATH, token: TOKEN, intervalMs: 200 } };
 const policy = (namespace: string, name: string, spec: PolicySpec): ApiSecurityPolicy =>
   ({ apiVersion: 'security.meshward.io/v1alpha1', kind: 'ApiSecurityPolicy', metadata: { name, namespace }, spec }) as ApiSecurityPolicy;
-
-function servedTables(set: PolicySet, enforced?: EnforcedDenies): AdminRouter {
-  const store = new FilterConfigStore({});
-  const router = new AdminRouter();
-  registerFilterConfigRoute(router, store);
-  const wiring = new PolicyServerWiring();
-  wiring.onApplied({ set, errors: new Map() } as never, set.effectiveFor({ namespace: set.meshNamespace }));
-  wiring.serveFilterTables(store, 60_000, enforced);
-  return router;
-}
 
 test('Wasm memory gauges: each VM\'s linear memory and the largest of them, in /stats', async () => {
   const mesh = await startLocalMesh({ callers: [CLIENT], serverConcurrency: 2 });

@@ -80,9 +80,11 @@ function median(values: number[]): number {
   return s.length === 0 ? Number.NaN : s[Math.floor(s.length / 2)]!;
 }
 
-export interface Growth { process: string; baseRssMb: number; endRssMb: number; baseFds: number; endFds: number }
+export interface Growth { process: string; baseRssMb: number; endRssMb: number; baseFds: number; endFds: number; peakFds: number }
 
-/** RSS and fds per process: median of the first third after warm-up vs. median of the last third. */
+/** RSS and fds per process: median of the first third after warm-up vs. median of the last third.
+ *  A leak is growth that stays; a connection pool that widens for a moment when latency spikes and
+ *  closes the extra connections on idle is not one, so fds compare medians too (the peak is kept). */
 export function growth(samples: readonly ProcessSample[], warmupFraction = 0.2): Growth[] {
   const steady = samples.slice(Math.floor(samples.length * warmupFraction));
   const third = Math.max(1, Math.floor(steady.length / 3));
@@ -91,7 +93,8 @@ export function growth(samples: readonly ProcessSample[], warmupFraction = 0.2):
   return Object.keys(samples[0]?.rssMb ?? {}).map((p) => ({
     process: p,
     baseRssMb: median(first.map((s) => s.rssMb[p]!)), endRssMb: median(last.map((s) => s.rssMb[p]!)),
-    baseFds: Math.max(...first.map((s) => s.fds[p]!)), endFds: Math.max(...last.map((s) => s.fds[p]!)),
+    baseFds: median(first.map((s) => s.fds[p]!)), endFds: median(last.map((s) => s.fds[p]!)),
+    peakFds: Math.max(...steady.map((s) => s.fds[p]!)),
   }));
 }
 

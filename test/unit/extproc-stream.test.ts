@@ -6,6 +6,8 @@ import { Engine } from '../../extproc/src/engine/engine.ts';
 import { silentLogger } from '../../extproc/src/log.ts';
 import { ExtProcStream } from '../../extproc/src/wire/stream.ts';
 import type { ProcessingRequest } from '../../extproc/src/wire/messages.ts';
+import type { Detector } from '../../extproc/src/engine/detector.ts';
+import type { Finding } from '../../extproc/src/engine/finding.ts';
 
 const hdrs = (pairs: [string, string][]) => ({ headers: { headers: pairs.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) } });
 const reqHeaders = (path = '/x', extra: [string, string][] = []): ProcessingRequest => ({
@@ -93,6 +95,23 @@ test('a denied request answers ImmediateResponse 403 and rejects any later messa
 test('observability-mode messages are processed but not answered', () => {
   const r = newStream().step({ ...reqHeaders(), observability_mode: true });
   assert.equal(r.kind, 'silent');
+});
+
+test('observability mode, enforce: the deny still reaches observers (the filter tables) and the finding says the request was not stopped', () => {
+  const flagAll = { name: 'flag-all', onRequest: (x: { callerKey: string; operation: string; request: { requestId: string; time: number } }) => [{
+    category: 'API1:2023-BOLA', detector: 'flag-all', severity: 'high', caller: x.callerKey, operation: x.operation, requestId: x.request.requestId,
+    time: x.request.time, summary: 'flagged', evidence: {}, enforcement: 'deny',
+  }] } as unknown as Detector;
+  const engine = new Engine({ denyRules: [], mode: 'enforce', detectors: () => [flagAll] });
+  const decisions: string[] = [];
+  const findings: Finding[] = [];
+  engine.addObserver({ onDecision: (r) => decisions.push(r.decision.action), onFinding: (f) => findings.push(f) });
+  assert.equal(newStream(engine).step({ ...reqHeaders(), observability_mode: true }).kind, 'silent');
+  const sync = newStream(engine).step(reqHeaders());
+  assert.equal(sync.kind, 'respond');
+  assert.deepEqual(decisions, ['deny', 'deny']);
+  assert.match(String(findings[0]!.evidence.enforcementDeferred), /observability mode/);
+  assert.equal(findings[1]!.evidence.enforcementDeferred, undefined, 'a synchronous deny stopped its request');
 });
 
 test('client-sent x-meshward-* headers are removed before the app', () => {

@@ -47,9 +47,9 @@ const VALIDATORS: Record<string, (doc: Manifest) => void> = {
 const VARIANT: Json = {
   workloadSelector: { 'meshward.io/inspect': 'true' },
   defaultPolicy: { failureMode: 'closed', mode: 'enforce', name: 'org-default' },
-  extProc: { sidecarOutbound: true, gateway: true, messageTimeout: '0.25s' },
+  extProc: { sidecarOutbound: true, gateway: true, messageTimeout: '0.25s', observabilityMode: true, deferredCloseTimeout: '5s' },
   wasm: { sha256: 'ab0c560c5d484b2b80726ffaaeef3558c0fde59ec17bb54d9e123a896cc75686', pluginConfig: { sampleRate: 0.5, routes: ['/orders/{id}'] } },
-  server: { port: 9443, replicas: 3, podDisruptionBudget: { enabled: false }, nodeSelector: { pool: 'security' }, specUrlRefreshSeconds: 60, specConfigMapRefreshSeconds: 10,
+  server: { port: 9443, replicas: 3, maxBufferedBodyMib: 128, maxOldSpaceMib: 0, podDisruptionBudget: { enabled: false }, nodeSelector: { pool: 'security' }, specUrlRefreshSeconds: 60, specConfigMapRefreshSeconds: 10,
     metricsPort: 9464, tls: { mode: 'plaintext', trustDomain: 'corp.example', refreshSeconds: 30 } },
   networkPolicy: { metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] },
   specConfigMaps: { names: ['orders-openapi', 'payments-openapi'] },
@@ -153,7 +153,7 @@ describe('Helm chart', () => {
     const ev = only(variant, 'EnvoyFilter');
     assert.deepEqual((ev.spec as { configPatches: { match: { context: string } }[] }).configPatches.map((p) => p.match.context), ['SIDECAR_INBOUND', 'SIDECAR_OUTBOUND', 'GATEWAY']);
     for (const context of ['SIDECAR_INBOUND', 'SIDECAR_OUTBOUND', 'GATEWAY']) {
-      assert.deepEqual(harnessShape(extProcFilterFrom(ev, context), 'prod-meshward.security.svc.cluster.local:9443'), meshwardExtProcFilter({ extProcCluster: 'outbound|9443||prod-meshward.security.svc.cluster.local', failureModeAllow: false, messageTimeoutSeconds: 0.25 }));
+      assert.deepEqual(harnessShape(extProcFilterFrom(ev, context), 'prod-meshward.security.svc.cluster.local:9443'), meshwardExtProcFilter({ extProcCluster: 'outbound|9443||prod-meshward.security.svc.cluster.local', failureModeAllow: false, messageTimeoutSeconds: 0.25, observabilityMode: true }));
     }
     assert.deepEqual((ev.spec as Json).workloadSelector, { labels: { 'meshward.io/inspect': 'true' } });
     // One WasmPlugin per direction, each with the filter role for it; the values' own config kept.

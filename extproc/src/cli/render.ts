@@ -22,7 +22,7 @@ export interface ChartValues {
   image: { repository: string; tag: string; pullPolicy: string };
   server: {
     replicas: number; port: number; logLevel: string; policyResyncSeconds: number; specUrlRefreshSeconds: number; specConfigMapRefreshSeconds: number; resources: Json;
-    maxConcurrentStreams: number; maxConcurrentStreamsPerConnection: number; streamIdleSeconds: number;
+    maxConcurrentStreams: number; maxConcurrentStreamsPerConnection: number; streamIdleSeconds: number; maxBufferedBodyMib: number; maxOldSpaceMib: number;
     metricsPort: number; tls: { mode: 'mtls' | 'plaintext'; trustDomain: string; refreshSeconds: number };
     podDisruptionBudget: { enabled: boolean; minAvailable: number | string };
     nodeSelector: Json; tolerations: unknown[]; affinity: Json;
@@ -33,7 +33,7 @@ export interface ChartValues {
   crds: { install: boolean };
   defaultPolicy: { create: boolean; name: string; mode: 'monitor' | 'enforce'; failureMode: 'open' | 'closed' };
   wasm: { enabled: boolean; url: string; sha256: string; imagePullPolicy: string; phase: string; failStrategy: string; pluginConfig: Json };
-  extProc: { sidecarInbound: boolean; sidecarOutbound: boolean; gateway: boolean; messageTimeout: string; maxMessageTimeout: string; grpcTimeout: string };
+  extProc: { sidecarInbound: boolean; sidecarOutbound: boolean; gateway: boolean; messageTimeout: string; maxMessageTimeout: string; grpcTimeout: string; observabilityMode: boolean; deferredCloseTimeout: string };
 }
 
 export interface RenderOptions {
@@ -122,6 +122,7 @@ export function renderManifests(options: RenderOptions): Json[] {
             args: ['serve', '--host=0.0.0.0', `--port=${v.server.port}`, '--policy-source=kubernetes', '--policy-namespace=$(POD_NAMESPACE)', `--policy-resync-seconds=${v.server.policyResyncSeconds}`,
               `--spec-url-refresh-seconds=${v.server.specUrlRefreshSeconds}`, `--spec-configmap-refresh-seconds=${v.server.specConfigMapRefreshSeconds}`,
               `--max-concurrent-streams=${v.server.maxConcurrentStreams}`, `--max-concurrent-streams-per-connection=${v.server.maxConcurrentStreamsPerConnection}`, `--stream-idle-seconds=${v.server.streamIdleSeconds}`,
+              `--max-buffered-body-mib=${v.server.maxBufferedBodyMib}`,
               ...(mtls
                 ? [`--tls-cert=${ISTIO_OUTPUT_CERTS}/cert-chain.pem`, `--tls-key=${ISTIO_OUTPUT_CERTS}/key.pem`, `--tls-client-ca=${ISTIO_OUTPUT_CERTS}/root-cert.pem`, `--tls-refresh-seconds=${v.server.tls.refreshSeconds}`]
                 : ['--insecure-plaintext']),
@@ -130,6 +131,7 @@ export function renderManifests(options: RenderOptions): Json[] {
             env: [
               { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               { name: 'MESHWARD_LOG_LEVEL', value: v.server.logLevel },
+              ...(v.server.maxOldSpaceMib ? [{ name: 'NODE_OPTIONS', value: `--max-old-space-size=${v.server.maxOldSpaceMib}` }] : []),
             ],
             ports: [{ name: 'grpc', containerPort: v.server.port, protocol: 'TCP' }, ...(v.server.metricsPort ? [{ name: 'metrics', containerPort: v.server.metricsPort, protocol: 'TCP' }] : [])],
             startupProbe: { ...grpcProbe, periodSeconds: 2, failureThreshold: 30 },
@@ -192,6 +194,7 @@ export function renderManifests(options: RenderOptions): Json[] {
                   request_trailer_mode: 'SKIP', response_trailer_mode: 'SKIP',
                 },
                 request_attributes: [...REQUIRED_REQUEST_ATTRIBUTES],
+                ...(v.extProc.observabilityMode ? { observability_mode: true, deferred_close_timeout: v.extProc.deferredCloseTimeout } : {}),
               },
             },
           },

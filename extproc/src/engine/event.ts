@@ -68,6 +68,9 @@ export interface RequestEvent {
   /** The workload whose sidecar saw the request (its node metadata, which no client can set): the
    *  called workload inbound, the calling one outbound. Its namespace policy applies. */
   sidecarWorkload?: SidecarWorkload;
+  /** The sidecar runs ext_proc in Envoy's observability mode: the request went on without waiting,
+   *  so a deny decided here cannot stop it (only the filter's tables can, from the next request). */
+  observedOnly?: boolean;
 }
 
 export interface SidecarWorkload {

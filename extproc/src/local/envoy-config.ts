@@ -15,7 +15,13 @@ export interface MeshwardFilterOptions {
   failureModeAllow: boolean;
   /** Per-message deadline in seconds (Envoy default 0.2 s). */
   messageTimeoutSeconds?: number;
+  /** Envoy's ext_proc observability mode ("send and go"): requests never wait for the server, so
+   *  monitoring adds no latency; the server can only deny through the filter's tables. */
+  observabilityMode?: boolean;
 }
+
+/** How long Envoy keeps an observability-mode stream open after the HTTP stream ended. */
+export const OBSERVABILITY_DEFERRED_CLOSE = '5s';
 
 export function meshwardWasmFilter(o: Pick<MeshwardFilterOptions, 'wasmFile' | 'pluginConfig'>): Json {
   return {
@@ -61,6 +67,7 @@ export function meshwardExtProcFilter(o: Omit<MeshwardFilterOptions, 'wasmFile' 
         response_trailer_mode: 'SKIP',
       },
       request_attributes: [...REQUIRED_REQUEST_ATTRIBUTES],
+      ...(o.observabilityMode === true ? { observability_mode: true, deferred_close_timeout: OBSERVABILITY_DEFERRED_CLOSE } : {}),
     },
   };
 }
@@ -184,6 +191,8 @@ export interface InboundListener {
   name: string;
   port: number;
   failureModeAllow: boolean;
+  /** ext_proc in Envoy's observability mode on this listener (see MeshwardFilterOptions). */
+  observabilityMode?: boolean;
 }
 
 export interface ServerSidecarOptions {
@@ -246,6 +255,7 @@ export function serverSidecarBootstrap(o: ServerSidecarOptions): Json {
             extProcCluster: o.extProcClusterName ?? 'meshward_ext_proc',
             failureModeAllow: l.failureModeAllow,
             ...(o.messageTimeoutSeconds !== undefined ? { messageTimeoutSeconds: o.messageTimeoutSeconds } : {}),
+            ...(l.observabilityMode === true ? { observabilityMode: true } : {}),
           }), {
             // As Istio's inbound sidecar does.
             forward_client_cert_details: 'APPEND_FORWARD',

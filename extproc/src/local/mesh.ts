@@ -27,7 +27,7 @@ export interface LocalMeshOptions {
   /** The called workload (the server sidecar's identity). */
   server?: string;
   /** Inbound listeners on the server sidecar; default one fail-closed listener named "inbound". */
-  inbound?: { name: string; failureModeAllow: boolean }[];
+  inbound?: { name: string; failureModeAllow: boolean; observabilityMode?: boolean }[];
   /** The engine's configuration, or an engine to share (e.g. between meshes of different namespaces). */
   engine?: EngineConfig | Engine;
   /** Node metadata of the server sidecar, as Istio sets it (NAMESPACE, WORKLOAD_NAME, LABELS). */

@@ -95,9 +95,16 @@ export function resolveCaller(request: ProcessingRequest): CallerResolution {
   return { caller: { mtls: false, sourceAddress: srcAttr, identitySource: 'none' } };
 }
 
-/** Copies only the defined properties (the engine's optional fields are absent, never undefined). */
+/** Copies only the defined properties (the engine's optional fields are absent, never undefined).
+ *  A plain loop: this runs several times per request, and entries/filter/fromEntries allocated
+ *  three arrays per call (visible in the server's CPU profile). */
 function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(o)) {
+    const v = (o as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as Partial<T>;
 }
 
 /** What the filter derived about the request itself (operation, sampling, direction). */
@@ -127,6 +134,7 @@ export function toRequestEvent(requestId: string, request: ProcessingRequest, no
     path: firstHeader(headers, ':path') ?? '',
     headers,
     ...filterAnnotations(record),
+    ...(request.observability_mode === true ? { observedOnly: true } : {}),
   };
   return { event, ...(conflict !== undefined ? { conflict } : {}), ...(record ? { record } : {}) };
 }
