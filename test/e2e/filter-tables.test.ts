@@ -18,9 +18,11 @@ import { waitFor } from '../support/wait-for.ts';
 import { servedTables } from '../support/served-tables.ts';
 
 const TOKEN = 'e2e-admin-token-0123456789';
+// The plugin configuration carries the filter token, which opens the refresh route and nothing else.
+const FILTER_TOKEN = 'e2e-filter-token-9876543210';
 const CLIENT = 'default/client';
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
-const REFRESH = { refresh: { cluster: FILTER_CONFIG_CLUSTER, path: FILTER_CONFIG_PATH, token: TOKEN, intervalMs: 200 } };
+const REFRESH = { refresh: { cluster: FILTER_CONFIG_CLUSTER, path: FILTER_CONFIG_PATH, token: FILTER_TOKEN, intervalMs: 200 } };
 const policy = (namespace: string, name: string, spec: PolicySpec): ApiSecurityPolicy =>
   ({ apiVersion: 'security.meshward.io/v1alpha1', kind: 'ApiSecurityPolicy', metadata: { name, namespace }, spec }) as ApiSecurityPolicy;
 
@@ -53,9 +55,9 @@ test('per-namespace tables: the namespace policy denying an identity reaches onl
   ]);
   const router = servedTables(set);
   const engine = new Engine({ denyRules: [] });
-  const payments = await startLocalMesh({ callers: [CLIENT], server: 'payments/ledger', engine, admin: { router, token: TOKEN }, pluginConfig: REFRESH,
+  const payments = await startLocalMesh({ callers: [CLIENT], server: 'payments/ledger', engine, admin: { router, token: TOKEN, filterToken: FILTER_TOKEN }, pluginConfig: REFRESH,
     serverNodeMetadata: { NAMESPACE: 'payments', WORKLOAD_NAME: 'ledger', LABELS: { app: 'ledger' } } });
-  const shop = await startLocalMesh({ callers: [CLIENT], server: 'shop/orders', engine, admin: { router, token: TOKEN }, pluginConfig: REFRESH,
+  const shop = await startLocalMesh({ callers: [CLIENT], server: 'shop/orders', engine, admin: { router, token: TOKEN, filterToken: FILTER_TOKEN }, pluginConfig: REFRESH,
     serverNodeMetadata: { NAMESPACE: 'shop', WORKLOAD_NAME: 'orders' } });
   try {
     const get = (mesh: typeof shop) => rawRequest(mesh.urlFor(CLIENT), { path: '/orders/1', headers: [['host', 'orders.shop']] });
@@ -73,6 +75,10 @@ test('per-namespace tables: the namespace policy denying an identity reaches onl
     assert.equal(shopDenies.get('wasmcustom.meshward_filter_local_denies_total') ?? 0, 0);
     const log = await payments.serverSidecar.logTail(400);
     assert.doesNotMatch(log, /configuration refresh failed/);
+    // The token the sidecars carry (readable in their config dump) opens nothing but the refresh.
+    const withFilterToken = (path: string) => fetch(`http://127.0.0.1:${payments.adminPort}${path}`, { headers: { authorization: `Bearer ${FILTER_TOKEN}` } });
+    assert.equal((await withFilterToken(FILTER_CONFIG_PATH)).status, 200);
+    for (const path of ['/findings', '/inventory', '/policy', '/no-such-route']) assert.equal((await withFilterToken(path)).status, 403, path);
   } finally {
     await payments.stop();
     await shop.stop();
@@ -98,7 +104,7 @@ test('an enforced finding becomes a deny entry: the next requests are refused by
   const enforced = new EnforcedDenies({ ttlMs: 4000 });
   const router = servedTables(new PolicySet('meshward', []), enforced);
   const mesh = await startLocalMesh({ callers: [CLIENT], server: 'shop/orders', engine: { denyRules: [], mode: 'enforce', detectors: () => [markerDetector] },
-    admin: { router, token: TOKEN }, pluginConfig: REFRESH, serverNodeMetadata: { NAMESPACE: 'shop', WORKLOAD_NAME: 'orders' } });
+    admin: { router, token: TOKEN, filterToken: FILTER_TOKEN }, pluginConfig: REFRESH, serverNodeMetadata: { NAMESPACE: 'shop', WORKLOAD_NAME: 'orders' } });
   mesh.engine.addObserver(enforcementRecorder(enforced));
   try {
     const send = (path: string, extra: [string, string][] = []) => rawRequest(mesh.urlFor(CLIENT), { path, headers: [['host', 'orders.shop'], ...extra] });
@@ -140,7 +146,7 @@ test('a real policy rate limit enforced by ext_proc is then applied by the filte
   const router = servedTables(new PolicySet('meshward', []), enforced);
   const spec: PolicySpec = { mode: 'enforce', rateLimits: [{ name: 'orders-tight', path: '/orders/*', requests: 2, per: 'minute' }] };
   const mesh = await startLocalMesh({ callers: [CLIENT], server: 'shop/orders', engine: engineSettingsFor(spec).engine,
-    admin: { router, token: TOKEN }, pluginConfig: REFRESH, serverNodeMetadata: { NAMESPACE: 'shop', WORKLOAD_NAME: 'orders' } });
+    admin: { router, token: TOKEN, filterToken: FILTER_TOKEN }, pluginConfig: REFRESH, serverNodeMetadata: { NAMESPACE: 'shop', WORKLOAD_NAME: 'orders' } });
   mesh.engine.addObserver(enforcementRecorder(enforced));
   try {
     const order = () => rawRequest(mesh.urlFor(CLIENT), { path: '/orders/7', headers: [['host', 'orders.shop']] });

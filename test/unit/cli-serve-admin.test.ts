@@ -14,6 +14,7 @@ import { freePort } from '../../extproc/src/local/ports.ts';
 const CLI = path.resolve(import.meta.dirname, '../../extproc/src/cli.ts');
 const SPEC = path.resolve(import.meta.dirname, '../../extproc/src/demo/specs/orders.openapi.yaml');
 const TOKEN = 'serve-admin-token-0123456789abcdef';
+const FILTER_TOKEN = 'serve-filter-token-0123456789abcdef';
 
 function healthCheck(port: number): Promise<string> {
   const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { keepCase: true, enums: String })) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
@@ -30,8 +31,10 @@ test('serve --admin-port: health, token-protected findings/policy/inventory, grp
   const dir = mkdtempSync(path.join(os.tmpdir(), 'meshward-serve-admin-'));
   const tokenFile = path.join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`);
+  const filterTokenFile = path.join(dir, 'filter-token');
+  writeFileSync(filterTokenFile, `${FILTER_TOKEN}\n`);
   const [port, adminPort, promPort] = [await freePort(), await freePort(), await freePort()];
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--admin-port', String(adminPort), '--admin-token-file', tokenFile,
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--admin-port', String(adminPort), '--admin-token-file', tokenFile, '--filter-token-file', filterTokenFile,
     '--spec', `orders.shop.svc.cluster.local=${SPEC}`, '--inventory-db', path.join(dir, 'inventory.db'), '--prometheus-port', String(promPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
@@ -47,6 +50,9 @@ test('serve --admin-port: health, token-protected findings/policy/inventory, grp
     assert.ok(up, `admin server up: ${out}`);
     assert.equal((await admin('/readyz')).status, 200);
     assert.equal((await admin('/findings')).status, 401);
+    // The sidecars' token: the filter tables only.
+    assert.equal((await admin('/v1/filter-config', FILTER_TOKEN)).status, 200);
+    assert.equal((await admin('/findings', FILTER_TOKEN)).status, 403);
     const findings = await (await admin('/findings', TOKEN)).json() as { totals: { total: number } };
     assert.equal(findings.totals.total, 0);
     const policy = await (await admin('/policy', TOKEN)).json() as { mode: string; detectors: string[] };

@@ -1,6 +1,10 @@
 // A small generic HTTP router for the server's control endpoints (filter configuration, ...).
 // Every route except /healthz and /readyz requires `Authorization: Bearer <token>`, compared in
 // constant time; request bodies are bounded. Modules register their own routes.
+// Two tokens: the admin token opens every route; the filter token (the one every sidecar's plugin
+// configuration carries, so readable from inside any meshed pod through Envoy's config dump) opens
+// only routes registered with `scope: 'filter'` (the filter's table refresh), never findings,
+// inventory or spec uploads.
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.ts';
@@ -28,6 +32,8 @@ export interface Route {
   path: string;
   /** Largest accepted request body in bytes (default 1 MiB); larger gets 413. */
   maxBodyBytes?: number;
+  /** 'filter': the filter token opens it too (default: the admin token only). */
+  scope?: 'filter';
   handle(request: AdminRequest): AdminResponse | Promise<AdminResponse>;
 }
 
@@ -75,6 +81,8 @@ export interface AdminServerOptions {
   port: number;
   /** Bearer token for every non-public route; at least 16 characters. */
   token: string;
+  /** Bearer token for the routes with scope 'filter' only; at least 16 characters, not the admin token. */
+  filterToken?: string;
 }
 
 export interface RunningAdminServer {
@@ -84,14 +92,21 @@ export interface RunningAdminServer {
 
 export async function startAdminServer(router: AdminRouter, options: AdminServerOptions, log: Logger): Promise<RunningAdminServer> {
   if (options.token.length < 16) throw new Error('admin server: bearer token must be at least 16 characters');
+  const filterToken = options.filterToken;
+  if (filterToken !== undefined && filterToken.length < 16) throw new Error('admin server: filter token must be at least 16 characters');
+  if (filterToken !== undefined && filterToken === options.token) throw new Error('admin server: the filter token must differ from the admin token (every sidecar can read the filter token)');
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     if (url.pathname === '/healthz') return send(res, { status: 200, body: 'ok' });
     if (url.pathname === '/readyz') return send(res, router.ready ? { status: 200, body: 'ready' } : { status: 503, body: 'not ready' });
-    if (!bearerMatches(req.headers.authorization, options.token)) {
-      return send(res, { status: 401, body: { error: 'unauthorized' }, headers: { 'www-authenticate': 'Bearer' } });
-    }
     const route = router.route(req.method ?? '', url.pathname);
+    if (!bearerMatches(req.headers.authorization, options.token)) {
+      if (filterToken === undefined || !bearerMatches(req.headers.authorization, filterToken)) {
+        return send(res, { status: 401, body: { error: 'unauthorized' }, headers: { 'www-authenticate': 'Bearer' } });
+      }
+      // The filter token: its own route only; which other routes exist is not its business either.
+      if (route?.scope !== 'filter') return send(res, { status: 403, body: { error: 'forbidden', detail: 'the filter token opens only the filter configuration route' } });
+    }
     if (!route) return send(res, { status: 404, body: { error: 'not_found' } });
     const limit = route.maxBodyBytes ?? DEFAULT_MAX_BODY;
     const chunks: Buffer[] = [];

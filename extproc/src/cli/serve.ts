@@ -36,7 +36,8 @@ export function registerServe(program: Command): void {
     .option('--policy-namespace <namespace>', "meshward's namespace: its selector-less policy is the mesh-wide default", process.env.POD_NAMESPACE ?? 'meshward')
     .option('--policy-resync-seconds <seconds>', 'full re-list period of the Kubernetes source', (v) => Number.parseInt(v, 10))
     .option('--admin-port <port>', 'serve the admin HTTP endpoints (Wasm filter configuration refresh) on this port', (v) => Number.parseInt(v, 10))
-    .option('--admin-token-file <file>', 'file with the bearer token the admin endpoints require (the filter sends it; required with --admin-port; env MESHWARD_ADMIN_TOKEN_FILE). A file, not a flag, so the token never shows in `ps`', process.env.MESHWARD_ADMIN_TOKEN_FILE)
+    .option('--admin-token-file <file>', 'file with the bearer token every admin endpoint requires (required with --admin-port; env MESHWARD_ADMIN_TOKEN_FILE). A file, not a flag, so the token never shows in `ps`', process.env.MESHWARD_ADMIN_TOKEN_FILE)
+    .option('--filter-token-file <file>', 'file with the bearer token the sidecar filters refresh their tables with (GET /v1/filter-config only; env MESHWARD_FILTER_TOKEN_FILE). Put this one, never the admin token, in the plugin configuration: any meshed pod can read it there', process.env.MESHWARD_FILTER_TOKEN_FILE)
     .option('--filter-tables <file>', 'Wasm filter tables (deny, limits, templates, sampling) served to the filters, JSON or YAML')
     .option('--inventory-db <file>', 'keep the API inventory and the detectors\' learned baselines in this SQLite file (default: in memory; a restart learns again)')
     .option('--state-key-file <file>', 'with --inventory-db: key for the keyed hashes learned state keeps instead of raw object IDs, kept outside the SQLite file (default: FILE.key beside it, created 0600 on first start)')
@@ -60,7 +61,7 @@ export function registerServe(program: Command): void {
     .option('--redact <kinds>', `in enforce mode, replace these sensitive values in JSON responses with "[redacted]" (comma list of: ${SENSITIVE_KINDS.join(', ')}); only sampled responses whose whole body was buffered`)
     .option('--drain-seconds <seconds>', 'on SIGTERM/SIGINT: how long in-flight ext_proc streams may take to finish before they are cancelled', (v) => Number(v), 5)
     .addHelpText('after', '\nAdmin HTTP API (with --admin-port): /healthz and /readyz (no token), GET /findings, /policy, /report, /inventory..., /v1/filter-config (bearer token). gRPC: envoy.service.ext_proc.v3.ExternalProcessor and grpc.health.v1.Health.\nExit codes: 0 clean shutdown (in-flight streams get --drain-seconds), 1 shutdown hung for 10 s past that, 2 bad configuration or option.')
-    .action(async (opts: { config?: string; host?: string; port?: number; adminPort?: number; adminTokenFile?: string; filterTables?: string; policySource: string; policyFile?: string[]; policyNamespace: string; policyResyncSeconds?: number; specUrlRefreshSeconds: number; specConfigmapRefreshSeconds: number; inventoryDb?: string; stateKeyFile?: string; spec?: string[]; findingsBuffer: number; otlpEndpoint?: string; prometheusPort?: number; drainSeconds: number; enforcedDenySeconds: number; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; tlsRefreshSeconds?: number; insecurePlaintext?: boolean; forgedStreamFailureMode?: string; maxConcurrentStreams?: number; maxConcurrentStreamsPerConnection?: number; streamIdleSeconds?: number; maxBufferedBodyMib?: number; redact?: string }) => {
+    .action(async (opts: { config?: string; host?: string; port?: number; adminPort?: number; adminTokenFile?: string; filterTokenFile?: string; filterTables?: string; policySource: string; policyFile?: string[]; policyNamespace: string; policyResyncSeconds?: number; specUrlRefreshSeconds: number; specConfigmapRefreshSeconds: number; inventoryDb?: string; stateKeyFile?: string; spec?: string[]; findingsBuffer: number; otlpEndpoint?: string; prometheusPort?: number; drainSeconds: number; enforcedDenySeconds: number; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; tlsRefreshSeconds?: number; insecurePlaintext?: boolean; forgedStreamFailureMode?: string; maxConcurrentStreams?: number; maxConcurrentStreamsPerConnection?: number; streamIdleSeconds?: number; maxBufferedBodyMib?: number; redact?: string }) => {
       const log = createLogger();
       let config: ServerConfig = { server: { ...DEFAULT_SERVER_OPTIONS }, denyRules: [] };
       try {
@@ -241,6 +242,7 @@ export function registerServe(program: Command): void {
       if (opts.adminPort !== undefined && opts.adminTokenFile) {
         filterConfig = await startFilterConfigService({
           host: config.server.host, port: opts.adminPort, tokenFile: opts.adminTokenFile,
+          ...(opts.filterTokenFile ? { filterTokenFile: opts.filterTokenFile } : {}),
           ...(opts.filterTables ? { tablesFile: opts.filterTables } : {}),
         }, log).catch((err: Error) => { console.error(`meshward serve: ${err.message}`); process.exit(2); });
         // Enforced findings also become temporary denies in the filter tables of their namespace.

@@ -76,6 +76,7 @@ export function registerFilterConfigRoute(router: AdminRouter, store: FilterConf
   router.register({
     method: 'GET',
     path: FILTER_CONFIG_PATH,
+    scope: 'filter', // the sidecars' own token opens this route and no other
     handle: (request) => {
       const workload = workloadOfQuery(request.query);
       if (workload instanceof Error) return { status: 400, body: { error: 'bad_query', detail: workload.message } };

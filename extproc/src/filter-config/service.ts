@@ -40,12 +40,14 @@ export interface FilterConfigService {
   close(): Promise<void>;
 }
 
-export async function startFilterConfigService(options: { host: string; port: number; tokenFile: string; tablesFile?: string }, log: Logger): Promise<FilterConfigService> {
+export async function startFilterConfigService(options: { host: string; port: number; tokenFile: string; filterTokenFile?: string; tablesFile?: string }, log: Logger): Promise<FilterConfigService> {
   const token = await readTokenFile(options.tokenFile);
+  const filterToken = options.filterTokenFile !== undefined ? await readTokenFile(options.filterTokenFile) : undefined;
+  if (filterToken === undefined) log.warn('no filter token (--filter-token-file): sidecars refresh their tables with the admin token, which any meshed pod can read from its Envoy config dump; give them a filter token instead');
   const initial = options.tablesFile ? parseFilterTables(options.tablesFile, await readFile(options.tablesFile, 'utf8')) : {};
   const store = new FilterConfigStore(initial);
   const router = new AdminRouter();
   registerFilterConfigRoute(router, store);
-  const server: RunningAdminServer = await startAdminServer(router, { host: options.host, port: options.port, token }, log);
+  const server: RunningAdminServer = await startAdminServer(router, { host: options.host, port: options.port, token, ...(filterToken !== undefined ? { filterToken } : {}) }, log);
   return { store, router, port: server.port, close: () => server.close() };
 }

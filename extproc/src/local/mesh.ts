@@ -42,8 +42,9 @@ export interface LocalMeshOptions {
   extProcClusterName?: string;
   /** Keep the working directory (certs, configs, logs) after stop(), for debugging. */
   keepWorkDir?: boolean;
-  /** Starts the admin HTTP server with these routes; the server sidecar gets cluster `meshward_config` to it. */
-  admin?: { router: AdminRouter; token: string };
+  /** Starts the admin HTTP server with these routes; the server sidecar gets cluster `meshward_config` to it.
+   *  `filterToken` opens only the filter's refresh route (what a plugin configuration should carry). */
+  admin?: { router: AdminRouter; token: string; filterToken?: string };
   /** Worker threads of the server sidecar (default 1); more than one means one Wasm VM per worker. */
   serverConcurrency?: number;
   /** Runs the meshward filters on the client sidecar's outbound listeners too (filter role "outbound"). */
@@ -143,7 +144,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
 
     let admin: RunningAdminServer | undefined;
     if (options.admin) {
-      admin = await startAdminServer(options.admin.router, { host: '127.0.0.1', port: 0, token: options.admin.token }, log);
+      admin = await startAdminServer(options.admin.router, { host: '127.0.0.1', port: 0, token: options.admin.token, ...(options.admin.filterToken !== undefined ? { filterToken: options.admin.filterToken } : {}) }, log);
       cleanups.push(() => admin!.close());
     }
 
