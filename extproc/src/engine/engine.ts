@@ -20,6 +20,7 @@ import { CollectionLearner } from './objects.ts';
 import { performance } from 'node:perf_hooks';
 import { contentContextOf } from './detectors/content.ts';
 import { bodyCutEvidence, capBody } from './body-cap.ts';
+import { PendingMap } from './pending-map.ts';
 
 export type PolicyMode = 'monitor' | 'enforce';
 /** Per-detector override of the policy mode; off = the detector does not run. */
@@ -87,9 +88,8 @@ export interface EngineObserver {
 export type DetectorPhase = 'request' | 'response';
 
 const DEFAULT_MAX_PENDING = 10_000;
-const PENDING_SENTINEL = '\u0000sentinel';
 const SENTINEL_EXCHANGE: Exchange = {
-  request: { requestId: PENDING_SENTINEL, time: 0, caller: { mtls: false, identitySource: 'none' }, method: '', authority: '', path: '', headers: new Map() },
+  request: { requestId: '', time: 0, caller: { mtls: false, identitySource: 'none' }, method: '', authority: '', path: '', headers: new Map() },
   callerKey: '', operation: '', template: '',
 };
 const PENDING_TTL_MS = 10 * 60_000;
@@ -118,7 +118,7 @@ export class Engine {
   #detectors: Detector[] = [];
   #context!: DetectorContext;
   #learning!: LearningTracker;
-  #pending!: LRUCache<string, Exchange>;
+  #pending!: PendingMap<Exchange>;
   #collections!: CollectionLearner;
   #detectorsBuiltFrom: { identity: string; factory: EngineConfig['detectors'] } | undefined;
   readonly #clock = new EventClock();
@@ -152,15 +152,11 @@ export class Engine {
     this.#context = { settings, clock: this.#clock, learning: this.#learning, state: this.#state };
     this.#detectors = (config.detectors ?? createDefaultDetectors)(this.#context);
     this.#collections = new CollectionLearner(this.#clock, settings.caps, this.#state);
-    this.#pending = new LRUCache<string, Exchange>({
-      max: Math.max(1, config.maxPendingExchanges ?? DEFAULT_MAX_PENDING) + 1,
-      ttl: PENDING_TTL_MS,
+    this.#pending = new PendingMap<Exchange>({
+      max: Math.max(1, config.maxPendingExchanges ?? DEFAULT_MAX_PENDING),
+      ttlMs: PENDING_TTL_MS,
       perf: this.#clock,
-      ttlResolution: 0,
-    });
-    // lru-cache clears all its arrays (O(max)) when its last entry is deleted; a permanent sentinel
-    // keeps every per-request delete O(1).
-    this.#pending.set(PENDING_SENTINEL, SENTINEL_EXCHANGE, { ttl: 0 });
+    }, SENTINEL_EXCHANGE);
   }
 
   get detectorNames(): string[] { return this.#detectors.map((d) => d.name); }
@@ -290,10 +286,7 @@ export class Engine {
     if (decision.action === 'allow') {
       capBody(request, pipeline.maxBodyBytes);
       const exchange = this.#requestExchange(request);
-      if (request.requestId !== PENDING_SENTINEL) {
-        this.#pending.set(request.requestId, exchange);
-        this.#pending.get(PENDING_SENTINEL); // most recently used: never the one evicted
-      }
+      this.#pending.set(request.requestId, exchange);
       findings = this.#run('onRequest', exchange, pipeline);
       const mode = this.#modeFor?.(exchange) ?? this.#mode;
       // A detector's own mode (policy spec.detectors[].mode) overrides the request's, either way.
@@ -316,9 +309,7 @@ export class Engine {
   /** Runs the response detectors. In enforce mode a response with a body may be stopped (a finding
    *  with blocksResponse) or have sensitive values redacted (findings with redact paths). */
   observeResponse(request: RequestEvent, response: ResponseEvent): ResponseVerdict {
-    const pending = request.requestId === PENDING_SENTINEL ? undefined : this.#pending.get(request.requestId);
-    const exchange = pending ?? this.#exchangeOf(request);
-    if (pending !== undefined) this.#pending.delete(request.requestId);
+    const exchange = this.#pending.take(request.requestId) ?? this.#exchangeOf(request);
     exchange.response = response;
     const pipeline = this.#pipelineOf(request);
     const body = response.body;
@@ -376,5 +367,5 @@ export class Engine {
   }
 
   /** Requests awaiting their response (bounded by maxPendingExchanges). */
-  get pendingExchanges(): number { return this.#pending.size - 1; }
+  get pendingExchanges(): number { return this.#pending.size; }
 }

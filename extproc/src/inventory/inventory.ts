@@ -1,7 +1,7 @@
 // The API inventory: every operation of every service, discovered from traffic (fed as an engine
 // observer), templated (spec paths first, then learned templates, then the baseline rules),
 // classified against the loaded specs, and persisted through an optional store.
-import { LRUCache } from 'lru-cache';
+import { PendingMap } from '../engine/pending-map.ts';
 import type { EngineObserver } from '../engine/engine.ts';
 import type { RequestEvent, ResponseEvent } from '../engine/event.ts';
 import { callerKeyOf } from '../engine/exchange.ts';
@@ -50,11 +50,14 @@ export interface InventoryStats {
   dropped: number;
 }
 
+/** A request whose response has not come within this long is no longer waited for. */
+const PENDING_TTL_MS = 10 * 60_000;
+
 export class Inventory {
   readonly #limits: InventoryLimits;
   readonly #services = new Map<string, ServiceState>();
   /** Request id -> the entries its request was recorded under, until the response arrives. */
-  readonly #pending = new LRUCache<string, { service: string; keys: string[] }>({ max: 10_000 });
+  readonly #pending = new PendingMap<{ service: string; keys: string[] }>({ max: 10_000, ttlMs: PENDING_TTL_MS }, { service: '', keys: [] });
   #sink: InventorySink | undefined;
   #dropped = 0;
 
@@ -196,13 +199,12 @@ export class Inventory {
   }
 
   observeResponse(request: RequestEvent, response: ResponseEvent): void {
-    let pending = this.#pending.get(request.requestId);
+    let pending = this.#pending.take(request.requestId);
     if (!pending) {
       this.observeRequest(request);
-      pending = this.#pending.get(request.requestId);
+      pending = this.#pending.take(request.requestId);
     }
     if (!pending) return;
-    this.#pending.delete(request.requestId);
     const state = this.#services.get(pending.service);
     if (!state) return;
     for (const key of pending.keys) {

@@ -3,7 +3,7 @@
 // category and severity, detector errors and durations, ext_proc stream errors), and findings as log records, all
 // exported by OTLP/HTTP to the user's collector. No raw secrets: spans carry the path without its
 // query string, the caller's SPIFFE ID and the decision, never headers.
-import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type TextMapGetter, type Counter } from '@opentelemetry/api';
+import { context as otelContext, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, INVALID_SPAN_CONTEXT, type Span, type TextMapGetter, type Counter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
@@ -14,7 +14,7 @@ import { LoggerProvider, BatchLogRecordProcessor } from '@opentelemetry/sdk-logs
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { SeverityNumber, type Logger as OtelLogger } from '@opentelemetry/api-logs';
-import { LRUCache } from 'lru-cache';
+import { PendingMap } from '../engine/pending-map.ts';
 import type { Engine, DecisionRecord } from '../engine/engine.ts';
 import type { Headers, RequestEvent, ResponseEvent } from '../engine/event.ts';
 import type { Finding, Severity } from '../engine/finding.ts';
@@ -26,6 +26,8 @@ const LOG_SEVERITY: Record<Severity, SeverityNumber> = {
   info: SeverityNumber.INFO, low: SeverityNumber.INFO2, medium: SeverityNumber.WARN, high: SeverityNumber.ERROR, critical: SeverityNumber.FATAL,
 };
 const MAX_EVIDENCE_CHARS = 4096;
+/** How often spans whose response never came are ended (at most; the TTL itself when shorter). */
+const PENDING_SWEEP_MS = 5_000;
 
 export interface TelemetryOptions {
   /** OTLP/HTTP base URL, e.g. http://otel-collector:4318 (signals go to /v1/traces, /v1/metrics, /v1/logs).
@@ -65,7 +67,8 @@ export class Telemetry {
   readonly #propagator = new W3CTraceContextPropagator();
   readonly #otlp: boolean;
   readonly #prometheus: PrometheusExporter | undefined;
-  readonly #pending: LRUCache<string, Span>;
+  readonly #pending: PendingMap<Span>;
+  readonly #sweep: NodeJS.Timeout;
 
   constructor(options: TelemetryOptions) {
     if (options.endpoint === undefined && options.prometheus === undefined) throw new Error('telemetry needs an OTLP endpoint or a Prometheus port');
@@ -107,18 +110,18 @@ export class Telemetry {
       description: 'Event-loop time one detector took on one exchange, by detector and phase (request, response)', unit: 'ms',
       advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25] },
     });
-    this.#pending = new LRUCache<string, Span>({
+    // TTLs are enforced by a periodic sweep: lru-cache's ttlAutopurge would start one timer per span.
+    this.#pending = new PendingMap<Span>({
       max: options.maxPendingSpans ?? 100_000,
-      ttl: options.pendingSpanTtlMs ?? 60_000,
-      ttlAutopurge: true,
+      ttlMs: options.pendingSpanTtlMs ?? 60_000,
       // A span evicted before its response (cancelled stream, cap reached) still ends and is exported.
-      dispose: (span, _key, reason) => {
-        if (reason !== 'delete') {
-          span.setAttribute('meshward.response_seen', false);
-          span.end();
-        }
+      onEvicted: (span) => {
+        span.setAttribute('meshward.response_seen', false);
+        span.end();
       },
-    });
+    }, trace.wrapSpanContext(INVALID_SPAN_CONTEXT));
+    this.#sweep = setInterval(() => this.#pending.purgeStale(), Math.min(options.pendingSpanTtlMs ?? 60_000, PENDING_SWEEP_MS));
+    this.#sweep.unref();
   }
 
   /** Opens the Prometheus endpoint (when configured); rejects naming the port when it cannot. */
@@ -199,9 +202,8 @@ export class Telemetry {
   }
 
   #onResponse(request: RequestEvent, response: ResponseEvent): void {
-    const span = this.#pending.get(request.requestId);
+    const span = this.#pending.take(request.requestId);
     if (!span) return;
-    this.#pending.delete(request.requestId);
     span.setAttribute('http.response.status_code', response.status);
     span.setAttribute('meshward.response_seen', true);
     span.end(response.time);
@@ -227,6 +229,7 @@ export class Telemetry {
   }
 
   async shutdown(): Promise<void> {
+    clearInterval(this.#sweep);
     this.#pending.clear();
     await this.#tracerProvider.shutdown();
     await this.#meterProvider.shutdown();
