@@ -59,3 +59,7 @@ export declare function proxy_set_shared_data(keyPtr: usize, keySize: usize, val
 // WASI clock (Envoy provides it; proxy-wasm 0.2.1 has no time call of its own). Clock 0 = realtime.
 @external("wasi_snapshot_preview1", "clock_time_get")
 export declare function clock_time_get(clockId: u32, precision: u64, retTimePtr: usize): u32;
+
+// WASI's CSPRNG (Envoy fills it from its own random generator): the sampling draw's seed.
+@external("wasi_snapshot_preview1", "random_get")
+export declare function random_get(bufPtr: usize, bufLen: usize): u32;

@@ -53,6 +53,8 @@ export class FilterConfig {
   templates: TemplateTable = new TemplateTable();
   samplePercentBasisPoints: u32 = 0;
   seed: ArrayBuffer = new ArrayBuffer(0);
+  /** Sample by a keyed hash of x-request-id (same answer on every hop) instead of a private draw. */
+  consistentSampling: bool = false;
   alwaysOperations: Set<string> = new Set<string>();
   suspectIdentities: Set<string> = new Set<string>();
   /** Enforced entries for a whole caller, and per caller x operation (pairKey). */
@@ -200,7 +202,7 @@ function parseTables(doc: json.JValue, c: FilterConfig): bool {
   const sampling = doc.get("sampling");
   if (sampling !== null) {
     if (!expect(sampling, json.Kind.Object, "sampling") ||
-      !checkKeys(sampling, ["percent", "seed", "alwaysOperations", "suspectIdentities"], "sampling")) return false;
+      !checkKeys(sampling, ["percent", "seed", "consistent", "alwaysOperations", "suspectIdentities"], "sampling")) return false;
     const pct = sampling.get("percent");
     if (pct !== null) {
       const p = numberAt(pct, "sampling.percent", 0, 100);
@@ -210,6 +212,11 @@ function parseTables(doc: json.JValue, c: FilterConfig): bool {
     const seed = stringAt(sampling.get("seed"), "sampling.seed", false);
     if (seed === null) return false;
     c.seed = String.UTF8.encode(seed);
+    const consistent = sampling.get("consistent");
+    if (consistent !== null) {
+      if (!expect(consistent, json.Kind.Bool, "sampling.consistent")) return false;
+      c.consistentSampling = consistent.bool;
+    }
     if (!stringSet(sampling.get("alwaysOperations"), "sampling.alwaysOperations", c.alwaysOperations)) return false;
     if (!stringSet(sampling.get("suspectIdentities"), "sampling.suspectIdentities", c.suspectIdentities)) return false;
   }

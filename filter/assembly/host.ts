@@ -3,7 +3,7 @@
 import {
   proxy_log, proxy_get_property, proxy_set_property, proxy_get_header_map_value,
   proxy_get_buffer_bytes, proxy_define_metric, proxy_increment_metric, proxy_record_metric, proxy_get_metric, proxy_send_local_response,
-  proxy_http_call, proxy_get_shared_data, proxy_set_shared_data, clock_time_get, Status, LogLevel, MetricType,
+  proxy_http_call, proxy_get_shared_data, proxy_set_shared_data, clock_time_get, random_get, Status, LogLevel, MetricType,
 } from "./abi";
 import { ByteBuffer } from "./bytes";
 
@@ -125,6 +125,13 @@ export function httpCall(cluster: ArrayBuffer, headerPairs: ByteBuffer, timeoutM
   if (status != Status.Ok) return 0;
   const token = load<u32>(RET);
   return token == 0 ? 0xffffffff : token;
+}
+
+/** 64 random bits from the host's CSPRNG (WASI random_get); 0 when the host has none. */
+export function randomU64(): u64 {
+  store<u64>(RET, 0);
+  if (random_get(RET, 8) != 0) return 0;
+  return load<u64>(RET);
 }
 
 /** Wall-clock nanoseconds (WASI realtime clock), 0 when unavailable. */

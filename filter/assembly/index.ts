@@ -6,7 +6,7 @@
 import { Action, LogLevel, MapType, BufferType } from "./abi";
 import {
   HostBytes, log, propertyPath, getProperty, setProperty, getHeader, getBuffer, release, defineCounter,
-  defineGauge, recordGauge, metricValue, incrementCounter, getSharedData, setSharedData, getSharedDataAt, setSharedDataAt, serializePairs, sendLocalResponse, httpCall, nowNanos,
+  defineGauge, recordGauge, metricValue, incrementCounter, getSharedData, setSharedData, getSharedDataAt, setSharedDataAt, serializePairs, sendLocalResponse, httpCall, nowNanos, randomU64,
 } from "./host";
 import { proxy_set_tick_period_milliseconds } from "./abi";
 import { ByteBuffer, fnv1a, startsWithIgnoreCase } from "./bytes";
@@ -572,7 +572,28 @@ function limitFor(limits: Map<string, LimitRule>, op: string): LimitRule | null 
   return limits.has(k) ? limits.get(k) : null;
 }
 
-/** Sampling: policy rules first, then a keyed hash of x-request-id (a caller cannot aim for "unsampled"). */
+// The percentage draw: splitmix64, seeded once per VM from the host's CSPRNG. Neither the request
+// (its x-request-id included) nor the configuration decides it, so a caller who can read the plugin
+// configuration or the refreshed tables (any meshed pod can) still cannot aim for "unsampled".
+let drawState: u64 = 0;
+let drawSeeded = false;
+
+function privateDraw(): u32 {
+  if (!drawSeeded) {
+    const r = randomU64();
+    if (r == 0) log(LogLevel.Warn, "meshward filter: the host has no random source; the sampling draw is seeded from the clock");
+    drawState = r ^ <u64>nowNanos();
+    drawSeeded = true;
+  }
+  drawState += 0x9e3779b97f4a7c15;
+  let z = drawState;
+  z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9;
+  z = (z ^ (z >>> 27)) * 0x94d049bb133111eb;
+  return <u32>((z ^ (z >>> 31)) >>> 32);
+}
+
+/** Sampling: policy rules first, then the percentage: a private draw, or with sampling.consistent a
+ *  keyed hash of x-request-id (every hop answers alike; whoever knows the seed can choose ids). */
 function decideSampling(op: string): string {
   const c = config;
   if (c.suspectIdentities.size > 0 && hasIdentity(c.suspectIdentities)) return "suspect";
@@ -580,6 +601,7 @@ function decideSampling(op: string): string {
   const bp = c.samplePercentBasisPoints;
   if (bp == 0) return "";
   if (bp >= 10000) return "percent";
+  if (!c.consistentSampling) return privateDraw() % 10000 < bp ? "percent" : "";
   let h = fnv1a(FNV_OFFSET, changetype<usize>(c.seed), <usize>c.seed.byteLength);
   if (headers.requestId.found) {
     h = fnv1a(h, headers.requestId.ptr, headers.requestId.len);

@@ -186,6 +186,11 @@ export class ProxyWasmHost {
           new DataView(this.#memory.buffer).setBigUint64(retPtr, this.nowNanos, true);
           return 0;
         },
+        random_get: (ptr: number, len: number) => {
+          this.hostCalls.set('random_get', (this.hostCalls.get('random_get') ?? 0) + 1);
+          crypto.getRandomValues(new Uint8Array(this.#memory.buffer, ptr, len));
+          return 0;
+        },
       },
     };
   }

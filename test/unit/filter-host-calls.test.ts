@@ -39,8 +39,8 @@ test('a repeated header: the first value is used, as proxy_get_header_map_value 
   assert.equal(r.fields.get('token.hash'), sha256('t1'));
 });
 
-test('sampling by x-request-id reads the id from the same header map (no extra host call)', async () => {
-  const host = await filter({ sampling: { percent: 50 } });
+test('consistent sampling by x-request-id reads the id from the same header map (no extra host call)', async () => {
+  const host = await filter({ sampling: { percent: 50, consistent: true } });
   const sampledBy = (id: string): string => {
     const r = parseCaptureRecord(host.request({ headers: [[':method', 'GET'], [':path', '/x'], [':authority', 'h'], ['x-request-id', id]] }).record)!;
     assert.equal(host.hostCalls.get('proxy_get_header_map_pairs'), 1);

@@ -1,4 +1,5 @@
-// Sampling decisions of the filter: policy rules first, then a keyed hash of x-request-id.
+// Sampling decisions of the filter: policy rules first, then the percentage: a private random draw per
+// request (default), or with sampling.consistent a keyed hash of x-request-id.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProxyWasmHost, requestHeaders, DEFAULT_PROPERTIES } from '../support/proxy-wasm-host.ts';
@@ -28,9 +29,29 @@ test('0 % samples nothing and 100 % everything', async () => {
   assert.equal(none.counter('meshward_filter_sampled_total'), 0);
 });
 
-test('the percentage is met within binomial bounds and decisions are deterministic per request id', async () => {
+test('default: the percentage is met, and no request id or seed lets a caller choose the answer', async () => {
+  // The seed is readable inside any meshed pod (plugin configuration, refreshed tables), and the caller
+  // picks its own x-request-id: neither may decide. The same id, sent again and again, is sampled at
+  // the percentage's rate, and two VMs with the same seed answer independently.
   const a = await filter({ percent: 25, seed: 'seed-1' });
-  const b = await filter({ percent: 25, seed: 'seed-1' }); // another worker VM, same policy
+  const b = await filter({ percent: 25, seed: 'seed-1' });
+  const rate = ids.filter((id) => sample(a, id).sampled).length / ids.length;
+  assert.ok(Math.abs(rate - 0.25) < 0.034, `sampled rate ${rate}`);
+  const sameId = Array.from({ length: 4000 }, () => sample(a, 'chosen-by-the-caller').sampled).filter(Boolean).length / 4000;
+  assert.ok(Math.abs(sameId - 0.25) < 0.034, `one request id, sent 4,000 times, sampled at ${sameId}`);
+  const agree = ids.slice(0, 2000).filter((id) => sample(a, id).sampled === sample(b, id).sampled).length / 2000;
+  // Independent draws at p = 0.25 agree with probability 0.625 (sd 0.011), the hash would agree always.
+  assert.ok(Math.abs(agree - 0.625) < 0.06, `two VMs agreed on ${agree} of the ids`);
+  const fresh = await filter({ percent: 25 });
+  sample(fresh, 'first');
+  assert.equal(fresh.hostCalls.get('random_get'), 1, 'the first draw seeds from the host\'s random source');
+  sample(fresh, 'second');
+  assert.equal(fresh.hostCalls.get('random_get') ?? 0, 0, 'once per VM, not per request');
+});
+
+test('consistent: the percentage is met within binomial bounds and decisions are deterministic per request id', async () => {
+  const a = await filter({ percent: 25, seed: 'seed-1', consistent: true });
+  const b = await filter({ percent: 25, seed: 'seed-1', consistent: true }); // another worker VM, same policy
   const decisions = ids.map((id) => sample(a, id).sampled);
   const rate = decisions.filter(Boolean).length / ids.length;
   // 4000 draws at p = 0.25: sd = 0.0068; 5 sd = 0.034.
@@ -39,9 +60,9 @@ test('the percentage is met within binomial bounds and decisions are determinist
   assert.deepEqual(ids.map((id) => sample(b, id).sampled), decisions, 'another VM with the same seed, same answer');
 });
 
-test('the seed changes which requests are sampled (a caller cannot precompute unsampled ids)', async () => {
-  const a = await filter({ percent: 50, seed: 'seed-1' });
-  const b = await filter({ percent: 50, seed: 'seed-2' });
+test('consistent: the seed changes which requests are sampled', async () => {
+  const a = await filter({ percent: 50, seed: 'seed-1', consistent: true });
+  const b = await filter({ percent: 50, seed: 'seed-2', consistent: true });
   const differ = ids.slice(0, 1000).filter((id) => sample(a, id).sampled !== sample(b, id).sampled).length;
   assert.ok(differ > 350 && differ < 650, `${differ} of 1000 decisions differ`);
 });

@@ -17,8 +17,11 @@ export interface FilterPolicy {
   sampling?: {
     /** Percentage of other requests whose bodies go to the server (0-100). */
     percent?: number;
-    /** Secret mixed into the sampling hash so a caller cannot pick unsampled request ids. */
+    /** Secret mixed into the request-id hash of consistent sampling. */
     seed?: string;
+    /** Decide by a keyed hash of x-request-id (the same answer on every hop) instead of each
+     *  filter's private random draw; whoever can read the seed can then choose unsampled ids. */
+    consistent?: boolean;
     /** Operation ids whose writes are always sampled. */
     flaggedOperations?: readonly string[];
     /** Identities (workload or user keys) whose requests are always sampled. */
@@ -72,6 +75,7 @@ export function buildFilterTables(policy: FilterPolicy): FilterTables {
     sampling: {
       percent: s.percent ?? 0,
       seed: s.seed ?? '',
+      ...(s.consistent === true ? { consistent: true } : {}),
       alwaysOperations: uniqueSorted(s.flaggedOperations),
       suspectIdentities: uniqueSorted(s.suspectIdentities),
     },

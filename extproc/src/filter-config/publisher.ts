@@ -27,6 +27,7 @@ function policyOfTables(t: FilterTables): FilterPolicy {
       sampling: {
         ...(t.sampling.percent !== undefined ? { percent: t.sampling.percent } : {}),
         ...(t.sampling.seed !== undefined ? { seed: t.sampling.seed } : {}),
+        ...(t.sampling.consistent !== undefined ? { consistent: t.sampling.consistent } : {}),
         ...(t.sampling.alwaysOperations ? { flaggedOperations: t.sampling.alwaysOperations } : {}),
         ...(t.sampling.suspectIdentities ? { suspectIdentities: t.sampling.suspectIdentities } : {}),
       },

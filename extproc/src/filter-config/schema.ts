@@ -45,6 +45,7 @@ const tableProperties = {
     properties: {
       percent: { type: 'number', minimum: 0, maximum: 100 },
       seed: optionalText,
+      consistent: { type: 'boolean' },
       alwaysOperations: list(nonEmpty),
       suspectIdentities: list(nonEmpty),
     },
@@ -90,7 +91,7 @@ export interface FilterTables {
   limits?: LimitEntry[];
   templates?: TemplateEntry[];
   enforced?: EnforcedEntry[];
-  sampling?: { percent?: number; seed?: string; alwaysOperations?: string[]; suspectIdentities?: string[] };
+  sampling?: { percent?: number; seed?: string; consistent?: boolean; alwaysOperations?: string[]; suspectIdentities?: string[] };
 }
 
 export interface FilterPluginConfig extends FilterTables {
