@@ -1,6 +1,7 @@
 // API10 unsafe consumption through the real stack (issue #6): the meshward filters on the client
-// sidecar's outbound listener (role "outbound") sample the call, ext_proc receives the upstream's
-// response body and checks it before the calling workload consumes it.
+// sidecar's outbound listener (role "outbound"); sampling is 0 %, yet in enforce mode ext_proc asks for
+// every third-party response body (Engine.needsResponseBody) and checks it before the calling
+// workload consumes it: a poisoned answer cannot slip through as "not sampled".
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startLocalMesh, type LocalMesh } from '../../extproc/src/local/mesh.ts';
@@ -19,7 +20,7 @@ before(async () => {
   mesh = await startLocalMesh({
     callers: [CLIENT],
     pluginConfig: { version: 'e2e-in' },
-    outboundFilter: { pluginConfig: { role: 'outbound', sampling: { percent: 100, seed: 'out' } } },
+    outboundFilter: { pluginConfig: { role: 'outbound', sampling: { percent: 0 } } },
     engine: { denyRules: [], mode: 'enforce', detectors: (c) => createContentDetectors(c, content) },
   });
   mesh.engine.addObserver({ onFinding: (f) => findings.push(f) });

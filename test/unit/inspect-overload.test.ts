@@ -24,7 +24,9 @@ async function uninspectedRequest(overload: ContentSettings['overload'] | undefi
   const engine = new Engine({ denyRules: [], mode, detectors: (c) => createContentDetectors(c, content) });
   const findings: Finding[] = [];
   engine.addObserver({ onFinding: (f) => findings.push(f) });
-  const body = Buffer.from(JSON.stringify({ pad: 'x'.repeat(OFF_THREAD_BODY_BYTES) }));
+  // Large enough (8 MiB) that no worker decodes it before a 0 ms deadline fires: a body just over the
+  // off-thread threshold sometimes came back first on an idle machine, and the test then saw no miss.
+  const body = Buffer.from(JSON.stringify({ pad: 'x'.repeat(Math.max(OFF_THREAD_BODY_BYTES, 8 * 1024 * 1024)) }));
   const deadlinesBefore = uninspectedBodies().deadline;
   await content.decoder.prepare(body, JSON_HEADERS, 0);
   const counted = uninspectedBodies().deadline - deadlinesBefore;

@@ -14,6 +14,10 @@ export interface Detector {
   onResponse?(exchange: Exchange): Finding[] | undefined;
   /** A standing list per operation (e.g. misconfiguration posture), for the admin API. */
   posture?(): PostureEntry[];
+  /** True when this detector must see this exchange's response body whatever the filter's sampling
+   *  said: it acts on the answer before the client receives it (redaction, stopping a third-party
+   *  response), which a sample cannot do. `mode` is this detector's mode for the exchange. */
+  needsResponseBody?(exchange: Exchange, mode: 'monitor' | 'enforce'): boolean;
 }
 
 /** What a detector currently holds against one operation (not a per-request finding). */

@@ -322,6 +322,18 @@ export class Engine {
     return verdict;
   }
 
+  /** Whether the server must ask Envoy for this response's body whatever the filter's sampling said:
+   *  a detector acts on the answer before the client receives it (see Detector.needsResponseBody). */
+  needsResponseBody(request: RequestEvent): boolean {
+    const pipeline = this.#pipelineOf(request);
+    const exchange = this.#pending.get(request.requestId) ?? this.#exchangeOf(request);
+    const mode = this.#modeFor?.(exchange) ?? this.#mode;
+    return pipeline.detectors.some((d) => {
+      const detectorMode = pipeline.modes[d.name] ?? mode;
+      return detectorMode !== 'off' && d.needsResponseBody?.(exchange, detectorMode) === true;
+    });
+  }
+
   /** Stop, redact or continue; adds the redaction outcome to the findings' evidence. */
   #responseVerdict(exchange: Exchange, pipeline: Pipeline, body: Buffer | undefined, findings: Finding[]): ResponseVerdict {
     const response = exchange.response!;

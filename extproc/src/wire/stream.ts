@@ -246,7 +246,10 @@ export class ExtProcStream {
           this.#engine.decide(this.#request);
         }
         const responseEvent = toResponseEvent(this.#requestId, message, this.#now());
-        if (this.#request.sampled === true && message.response_headers?.end_of_stream !== true && !opensTunnel(this.#request)) {
+        // Sampled, or a detector must act on this answer before the client gets it (redaction,
+        // third-party responses in enforce mode): a sample cannot do that.
+        const wantBody = this.#request.sampled === true || this.#engine.needsResponseBody(this.#request);
+        if (wantBody && message.response_headers?.end_of_stream !== true && !opensTunnel(this.#request)) {
           this.#pendingResponse = responseEvent;
           return RESPONSE_HEADERS_WANT_BODY;
         }

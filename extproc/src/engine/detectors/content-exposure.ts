@@ -88,6 +88,11 @@ export class ContentExposureDetector implements Detector {
     return l;
   }
 
+  /** Redaction (enforce mode) must rewrite every response of the kinds configured, not a sample. */
+  needsResponseBody(_exchange: Exchange, mode: 'monitor' | 'enforce'): boolean {
+    return mode === 'enforce' && this.#content.settings.exposure.redact.length > 0;
+  }
+
   onResponse(exchange: Exchange): Finding[] | undefined {
     const response = exchange.response;
     if (!response?.body || response.body.length === 0) return undefined;

@@ -35,6 +35,11 @@ export class ContentUnsafeConsumptionDetector implements Detector {
     return host.includes('.') && !MESH_SUFFIXES.some((s) => host.endsWith(s)) && classifyAddress(host) === undefined;
   }
 
+  /** In enforce mode every third-party answer is checked before the app consumes it, not a sample. */
+  needsResponseBody(exchange: Exchange, mode: 'monitor' | 'enforce'): boolean {
+    return mode === 'enforce' && this.#isThirdParty(exchange);
+  }
+
   onResponse(exchange: Exchange): Finding[] | undefined {
     const response = exchange.response;
     if (!response || !this.#isThirdParty(exchange)) return undefined;
