@@ -22,7 +22,9 @@ export function headerMapToHeaders(map: HeaderMap | undefined): Map<string, stri
     if (typeof h.key !== 'string') continue;
     const key = h.key.toLowerCase();
     // Envoy sends values in raw_value; `value` is only a fallback for older senders.
-    const value = h.raw_value !== undefined ? Buffer.from(h.raw_value).toString('utf8') : (h.value ?? '');
+    // (protobufjs hands bytes over as a Buffer already: decoded in place, not copied first.)
+    const raw = h.raw_value;
+    const value = raw === undefined ? (h.value ?? '') : Buffer.isBuffer(raw) ? raw.toString('utf8') : Buffer.from(raw).toString('utf8');
     const list = out.get(key);
     if (list) list.push(value);
     else out.set(key, [value]);
