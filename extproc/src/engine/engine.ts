@@ -177,7 +177,7 @@ export class Engine {
 
   #exchangeOf(request: RequestEvent): Exchange {
     const exchange = toExchange(request);
-    const resolved = this.#collections.resolve(request.authority, request.path, true);
+    const resolved = this.#collections.resolve(request.authority, request.path, true, request.template);
     exchange.resource = `${request.method} ${request.authority} ${resolved.template}`;
     exchange.pathIds = resolved.ids;
     return exchange;

@@ -104,12 +104,18 @@ export class CollectionLearner {
   }
 
   /** Path segments with each ID replaced by "{}", and the IDs found. Under a parametric parent a
-   *  segment stays static only once it has recurred (login, register, me), as inventories do. */
-  resolve(service: string, path: string, learn: boolean): { template: string; ids: string[] } {
+   *  segment stays static only once it has recurred (login, register, me), as inventories do.
+   *  `routeTemplate` is the request's template when the sidecar filter gave one: its parameters
+   *  come from the exact table the server pushes (the inventory's learned templates and the specs),
+   *  so a position the inventory or a spec calls a parameter is an ID here too, learned or not. */
+  resolve(service: string, path: string, learn: boolean, routeTemplate?: string): { template: string; ids: string[] } {
     const segments = pathOnly(path).split('/', 64);
+    const known = routeTemplate?.split('/', 64);
+    const parameterAt = (i: number): boolean => known !== undefined && known.length === segments.length && known[i]!.startsWith('{') && known[i]!.endsWith('}');
     const out: string[] = [];
     const ids: string[] = [];
-    for (const segment of segments) {
+    for (let i = 0; i < segments.length; i++) {
+      const segment = segments[i]!;
       if (segment === '') { out.push(segment); continue; }
       const parentKey = `${service} ${out.join('/')}`;
       const entry = this.#entryOf(parentKey);
@@ -118,7 +124,7 @@ export class CollectionLearner {
       const idLike = templateSegment(segment) !== segment
         || (HAS_DIGIT.test(segment) && HAS_LETTER.test(segment) && !VERSION.test(segment) && segment.length >= 3)
         || segment.length > MAX_ID_CHARS;
-      const isId = idLike || (entry?.parametric === true && seen < STATIC_RECURRENCE);
+      const isId = idLike || parameterAt(i) || (entry?.parametric === true && seen < STATIC_RECURRENCE);
       if (learn && segment.length <= MAX_ID_CHARS) {
         const e: Children = entry ?? { counts: new Map<string, number>(), idLike: 0, parametric: false };
         if (e.counts.has(child) || e.counts.size < MAX_CHILDREN_TRACKED) {
