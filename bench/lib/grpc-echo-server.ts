@@ -6,11 +6,13 @@ import * as grpc from '@grpc/grpc-js';
 import { externalProcessorService } from '../../extproc/src/wire/protos.ts';
 import type { ProcessingRequest, ProcessingResponse } from '../../extproc/src/wire/messages.ts';
 import { STREAM_RESET_BURST, STREAM_RESET_RATE } from '../../extproc/src/server.ts';
+import { setHttp2ServerOptions } from '../../extproc/src/grpc-internals.ts';
 
 const port = Number(process.argv[2]);
 const server = new grpc.Server();
-const http2Options = (server as unknown as { commonServerOptions?: Record<string, unknown> }).commonServerOptions;
-if (http2Options) Object.assign(http2Options, { streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE });
+if (!setHttp2ServerOptions(server, { streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE })) {
+  console.error('grpc-echo-server: this grpc-js version takes no raised HTTP/2 reset limits (see extproc/src/grpc-internals.ts); running with Node\'s defaults, as meshward then does');
+}
 const CONTINUE: Record<string, ProcessingResponse> = {
   request_headers: { request_headers: {} }, request_body: { request_body: {} }, request_trailers: { request_trailers: {} },
   response_headers: { response_headers: {} }, response_body: { response_body: {} }, response_trailers: { response_trailers: {} },

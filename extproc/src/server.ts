@@ -11,6 +11,7 @@ import { addHealthService } from './health.ts';
 import { warmBodyPool } from './inspect/body-pool.ts';
 import { StreamSlots, type StreamSlot } from './stream-slots.ts';
 import { mtlsServerCredentials, streamPeerOf, type ServerTlsOptions } from './server-tls.ts';
+import { installedGrpcInternals, lostInternalsWarner, type GrpcInternals, type LostInternalsWarner } from './grpc-internals.ts';
 import type { StreamBindingOptions } from './wire/stream.ts';
 import type { FailureMode } from './wire/stream-binding.ts';
 
@@ -29,11 +30,13 @@ export interface ServerOptions {
   /** A stream that sends nothing for this long is ended (0: never); must exceed the mesh's longest
    *  upstream response time, since a stream waits for the app between request and response. */
   streamIdleSeconds: number;
-  /** Body bytes (MiB) held for inspection at once, server-wide (body-budget.ts); a body beyond it is
-   *  not inspected and the policy's spec.content.overload decides whether its request passes. */
+  /** Request and response body bytes (MiB) held for inspection at once, server-wide (body-budget.ts);
+   *  a body beyond it is not inspected and the policy's spec.content.overload decides whether it passes. */
   maxBufferedBodyMib: number;
   /** Event time for the engine (ms since the epoch); replays through Envoy map wall time to capture time. */
   now?: () => number;
+  /** grpc-js private shapes the server uses (grpc-internals.ts); default: the installed grpc-js's. */
+  grpcInternals?: GrpcInternals;
   /** mTLS (client certificate from the mesh CA required; each stream bound to its certificate's
    *  workload). Absent: plaintext, for local runs and tests only. */
   tls?: ServerTlsOptions;
@@ -108,7 +111,9 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
     get bodiesOverBudget() { return bodyBudget.overBudget; },
     get bodyBytesHeld() { return bodyBudget.held; },
   };
-  const admission = admitStreams(opts, counters, log);
+  const internals = opts.grpcInternals ?? installedGrpcInternals;
+  const warnLostInternals = lostInternalsWarner(log, internals);
+  const admission = admitStreams(opts, counters, log, (call) => closeAfterResponse(call, internals, warnLostInternals));
   // Request ids: a per-process prefix plus a counter (cheap, unique, and not taken from any header).
   const idPrefix = `${process.pid.toString(36)}${Date.now().toString(36)}`;
   let nextId = 0;
@@ -117,14 +122,18 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
     'grpc.max_receive_message_length': opts.maxMessageBytes,
     'grpc.max_send_message_length': opts.maxMessageBytes,
     'grpc.max_concurrent_streams': opts.maxConcurrentStreamsPerConnection,
+    // Channelz (grpc-js's introspection service, which meshward does not expose) tracks every
+    // call: ~6 µs of CPU and several objects per ext_proc stream (bench:server, grpc-echo floor).
+    'grpc.enable_channelz': 0,
   });
   // Envoy resets each ext_proc stream once done with it (RST_STREAM after half-close), so a sidecar
   // above ~33 requests/s exhausts nghttp2's rapid-reset limit (burst 1000, 33/s per connection) and
   // Node answers GOAWAY(INTERNAL_ERROR), failing the streams in flight (found by the fuzz campaign
   // and the soak). This port serves the mesh's sidecars: allow their reset rate. grpc-js has no
-  // option for it; it passes these Node http2 server options through when it binds.
-  const http2Options = (server as unknown as { commonServerOptions?: Record<string, unknown> }).commonServerOptions;
-  if (http2Options) Object.assign(http2Options, { streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE });
+  // option for it; grpc-internals.ts sets the Node http2 server options grpc-js binds with.
+  const resetLimitsRaised = internals.setHttp2ServerOptions(server, { streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE });
+  // One startup warning for all this grpc-js cannot give (a call's stream found missing later is warned then).
+  warnLostInternals([...(resetLimitsRaised ? [] : ['resetLimits' as const]), ...(internals.supported ? [] : ['refusalReset' as const])]);
 
   const process_ = (call: ProcessCall): void => {
     let finished = false;
@@ -236,11 +245,10 @@ export async function startServer(engine: Engine, log: Logger, options: Partial<
  *  ends it and keeps counting against the connection's max_concurrent_streams: under a flood Node
  *  then refuses new streams itself and, after 100 refusals, destroys the connection with every held
  *  stream on it (found by test/sim/stream-flood.test.ts). grpc-js keeps the HTTP/2 stream private. */
-function closeAfterResponse(call: ProcessCall): void {
-  type Inner = { stream?: http2.ServerHttp2Stream; nextCall?: Inner };
-  const inner = (call as unknown as { call?: Inner }).call;
-  const http2Stream = inner?.stream ?? inner?.nextCall?.stream;
-  if (http2Stream && !http2Stream.closed) http2Stream.close(http2.constants.NGHTTP2_NO_ERROR);
+function closeAfterResponse(call: ProcessCall, internals: GrpcInternals, warnLost: LostInternalsWarner): void {
+  const http2Stream = internals.http2StreamOf(call);
+  if (http2Stream === undefined) warnLost(['refusalReset']);
+  else if (!http2Stream.closed) http2Stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
 
 interface StreamAdmission {
@@ -251,7 +259,7 @@ interface StreamAdmission {
 
 /** Maps the stream cap onto gRPC calls: refuses over the cap at once, without engine work, logs
  *  refusals at most once per interval, and sweeps idle streams. */
-function admitStreams(opts: ServerOptions, counters: StreamCapCounters, log: Logger): StreamAdmission {
+function admitStreams(opts: ServerOptions, counters: StreamCapCounters, log: Logger, closeRefused: (call: ProcessCall) => void): StreamAdmission {
   const idleMs = opts.streamIdleSeconds * 1000;
   const slots = new StreamSlots({ maxStreams: opts.maxConcurrentStreams, idleMs });
   const sweep = idleMs > 0 ? setInterval(() => { counters.streamsReaped += slots.reapIdle(); }, Math.max(100, idleMs / 4)) : undefined;
@@ -270,7 +278,7 @@ function admitStreams(opts: ServerOptions, counters: StreamCapCounters, log: Log
         refusedAtLastLog = counters.streamsRefused;
       }
       call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `meshward: ${opts.maxConcurrentStreams} concurrent ext_proc streams held; try later` });
-      closeAfterResponse(call);
+      closeRefused(call);
       return undefined;
     },
     stop() { if (sweep) clearInterval(sweep); },
