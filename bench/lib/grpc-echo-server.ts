@@ -9,7 +9,7 @@ import { STREAM_RESET_BURST, STREAM_RESET_RATE } from '../../extproc/src/server.
 import { setHttp2ServerOptions } from '../../extproc/src/grpc-internals.ts';
 
 const port = Number(process.argv[2]);
-const server = new grpc.Server();
+const server = new grpc.Server({ 'grpc.enable_channelz': 0 }); // as meshward's server
 if (!setHttp2ServerOptions(server, { streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE })) {
   console.error('grpc-echo-server: this grpc-js version takes no raised HTTP/2 reset limits (see extproc/src/grpc-internals.ts); running with Node\'s defaults, as meshward then does');
 }
