@@ -1,9 +1,11 @@
 // Server-wide budget for body bytes held in memory for inspection. Each stream's body is capped
 // (maxMessageBytes), but thousands of held streams times that cap exceed the container's memory
-// limit; this bounds the sum. A body that does not fit is not inspected (the policy's
-// spec.content.overload decides whether its request passes). Knows nothing of gRPC or the engine.
+// limit; this bounds the sum, request and response bodies alike. A body that does not fit is not
+// inspected (the policy's spec.content.overload decides whether its request or response passes).
+// Knows nothing of gRPC or the engine.
 
-/** Bytes of one kept body, returned to the budget when the stream holding it ends. */
+/** Bytes of one kept body, returned to the budget when nothing holds it any more (a request body:
+ *  its stream ended; a response body: answered, or its stream ended first). */
 export interface BodyLease {
   readonly bytes: number;
   /** Idempotent. */

@@ -63,6 +63,8 @@ test('serve --admin-port: health, token-protected findings/policy/inventory, grp
     assert.equal(await healthCheck(port), 'SERVING');
     const metrics = await (await fetch(`http://127.0.0.1:${promPort}/metrics`)).text();
     assert.match(metrics, /meshward_ext_proc_stream_errors\S* 0/, 'stream error counter on the Prometheus endpoint');
+    assert.match(metrics, /meshward_ext_proc_bodies_over_budget\S* 0/, 'body budget refusals on the Prometheus endpoint');
+    assert.match(metrics, /meshward_ext_proc_body_bytes_held\S* 0/, 'body bytes held on the Prometheus endpoint');
     child.kill('SIGTERM');
     assert.equal(await exited, 0, out);
     assert.doesNotMatch(out, new RegExp(TOKEN), 'the token is never logged');

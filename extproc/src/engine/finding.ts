@@ -40,8 +40,9 @@ export interface Finding {
   /** What enforce mode does about it: deny the request (403), rate-limit it (429), or nothing. */
   enforcement: 'deny' | 'rate-limit' | 'none';
   /** A response finding that, in enforce mode, stops the response before the client receives it
-   *  (502). Only detectors that judge the answer itself set it (unsafe third-party responses): the
-   *  request already ran, so stopping its answer is all enforcement can still do. */
+   *  (502). Only findings that judge the answer itself set it (unsafe third-party responses, or one
+   *  left uninspected under a closed overload policy): the request already ran, so stopping its
+   *  answer is all enforcement can still do. */
   blocksResponse?: boolean;
   /** JSON paths of response values enforce mode replaces with "[redacted]" (sensitive data). */
   redact?: (string | number)[][];

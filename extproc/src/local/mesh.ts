@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Engine, type EngineConfig } from '../engine/engine.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import { startServer, type RunningServer, type ServerCounters } from '../server.ts';
+import { startServer, type RunningServer } from '../server.ts';
 import { startAdminServer, type AdminRouter, type RunningAdminServer } from '../admin/server.ts';
 import { generatePki, type TestPki, type WorkloadSpec } from './certs.ts';
 import type { ServerTlsOptions } from '../server-tls.ts';
@@ -53,6 +53,8 @@ export interface LocalMeshOptions {
   appHandler?: AppHandler;
   /** The ext_proc server's event clock (replays through Envoy map wall time onto capture time). */
   serverClock?: () => number;
+  /** The ext_proc server's body budget (ServerOptions.maxBufferedBodyMib); default the server's. */
+  maxBufferedBodyMib?: number;
   /** mTLS between the sidecars and the ext_proc server: the server gets certificate EXT_PROC_SERVER_WORKLOAD
    *  from the mesh CA, each sidecar its own workload certificate, and the server sidecar node metadata
    *  NAMESPACE/SERVICE_ACCOUNT of its workload (unless serverNodeMetadata is given). */
@@ -81,8 +83,8 @@ export interface LocalMesh {
   /** Loopback port the sidecars' ext_proc cluster points at (a test may serve its own processor there). */
   readonly extProcPort: number;
   extProcRunning(): boolean;
-  /** Stream counters of the in-process ext_proc server (undefined while it is stopped). */
-  extProcCounters(): Readonly<ServerCounters> | undefined;
+  /** Stream and body-budget counters of the in-process ext_proc server (undefined while it is stopped). */
+  extProcCounters(): RunningServer['counters'] | undefined;
   /** Port of the admin HTTP server, when options.admin was given. */
   readonly adminPort?: number;
   /** The ext_proc server's TLS files (options.extProcTls): replace them to rotate its certificate. */
@@ -136,6 +138,7 @@ export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMe
     const startExtProcServer = (): Promise<RunningServer> => startServer(engine, log, {
       port: extProcPort,
       ...(options.serverClock ? { now: options.serverClock } : {}),
+      ...(options.maxBufferedBodyMib !== undefined ? { maxBufferedBodyMib: options.maxBufferedBodyMib } : {}),
       ...(extProcTlsFiles ? { tls: extProcTlsFiles } : {}),
       ...(options.extProcTls?.forgedStreamFailureMode ? { forgedStreamFailureMode: options.extProcTls.forgedStreamFailureMode } : {}),
     });

@@ -22,8 +22,10 @@ export interface UpstreamApp {
   close(): Promise<void>;
 }
 
-/** Answers a request instead of the default JSON echo (e.g. a replay of recorded responses). */
-export type AppHandler = (request: AppRequest) => { status: number; headers: [string, string][]; body: Buffer };
+export interface AppAnswer { status: number; headers: [string, string][]; body: Buffer }
+/** Answers a request instead of the default JSON echo (e.g. a replay of recorded responses); a
+ *  promise holds the answer back (e.g. until a test has every request of a burst in flight). */
+export type AppHandler = (request: AppRequest) => AppAnswer | Promise<AppAnswer>;
 
 export async function startUpstreamApp(port = 0, handler?: AppHandler): Promise<UpstreamApp> {
   const received: AppRequest[] = [];
@@ -34,9 +36,13 @@ export async function startUpstreamApp(port = 0, handler?: AppHandler): Promise<
       const entry: AppRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
       received.push(entry);
       if (handler) {
+        const send = (answer: AppAnswer): void => {
+          res.writeHead(answer.status, answer.headers.flat());
+          res.end(answer.body);
+        };
         const answer = handler(entry);
-        res.writeHead(answer.status, answer.headers.flat());
-        res.end(answer.body);
+        if (answer instanceof Promise) answer.then(send, () => res.destroy());
+        else send(answer);
         return;
       }
       const body = JSON.stringify({ ok: true, method: entry.method, path: entry.path, echo: entry.body });

@@ -19,7 +19,7 @@ import type { Engine, DecisionRecord } from '../engine/engine.ts';
 import type { Headers, RequestEvent, ResponseEvent } from '../engine/event.ts';
 import type { Finding, Severity } from '../engine/finding.ts';
 import type { Exchange } from '../engine/exchange.ts';
-import type { ServerCounters, StreamCapCounters } from '../server.ts';
+import type { BodyBudgetCounters, ServerCounters, StreamCapCounters } from '../server.ts';
 import { uninspectedBodies } from '../inspect/body-pool.ts';
 
 const LOG_SEVERITY: Record<Severity, SeverityNumber> = {
@@ -144,7 +144,7 @@ export class Telemetry {
   }
 
   /** Exports the ext_proc server's stream counters (started, failed) as observable counters. */
-  observeServer(counters: () => Readonly<ServerCounters & Partial<StreamCapCounters>> | undefined): void {
+  observeServer(counters: () => Readonly<ServerCounters & Partial<StreamCapCounters> & Partial<BodyBudgetCounters>> | undefined): void {
     const started = this.#meter.createObservableCounter('meshward.ext_proc.streams', { description: 'ext_proc streams opened by Envoy' });
     const failed = this.#meter.createObservableCounter('meshward.ext_proc.stream_errors', { description: 'ext_proc streams the server ended with a gRPC error (protocol violations, internal errors)' });
     started.addCallback((r) => { const c = counters(); if (c) r.observe(c.streamsStarted); });
@@ -153,6 +153,10 @@ export class Telemetry {
     const reaped = this.#meter.createObservableCounter('meshward.ext_proc.streams_reaped', { description: 'ext_proc streams the server ended because they sent nothing for --stream-idle-seconds' });
     refused.addCallback((r) => { const c = counters(); if (c?.streamsRefused !== undefined) r.observe(c.streamsRefused); });
     reaped.addCallback((r) => { const c = counters(); if (c?.streamsReaped !== undefined) r.observe(c.streamsReaped); });
+    const overBudget = this.#meter.createObservableCounter('meshward.ext_proc.bodies_over_budget', { description: 'Request and response bodies not held for inspection because the server-wide body budget (--max-buffered-body-mib) was full; spec.content.overload decided whether they passed' });
+    const held = this.#meter.createObservableGauge('meshward.ext_proc.body_bytes_held', { description: 'Request and response body bytes held for inspection right now, server-wide', unit: 'By' });
+    overBudget.addCallback((r) => { const c = counters(); if (c?.bodiesOverBudget !== undefined) r.observe(c.bodiesOverBudget); });
+    held.addCallback((r) => { const c = counters(); if (c?.bodyBytesHeld !== undefined) r.observe(c.bodyBytesHeld); });
   }
 
   #onFinding(finding: Finding, exchange: Exchange): void {

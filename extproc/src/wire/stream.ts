@@ -19,6 +19,9 @@ import type { BodyBudget, BodyLease } from '../body-budget.ts';
  *  BUFFERED would turn a larger response into a 500). */
 const RESPONSE_HEADERS_WANT_BODY: ProcessingResponse = { response_headers: {}, mode_override: { response_body_mode: 'BUFFERED_PARTIAL' } };
 
+/** The lease of a body nothing is charged for (no server budget, or an empty body). */
+const UNBUDGETED: BodyLease = { bytes: 0, release: () => {} };
+
 /** Phases within one direction, in the only order Envoy may send them. */
 const Phase = { None: 0, Headers: 1, Body: 2, Trailers: 3 } as const;
 type Phase = (typeof Phase)[keyof typeof Phase];
@@ -97,21 +100,21 @@ export class ExtProcStream {
     for (const lease of this.#bodyLeases.splice(0)) lease.release();
   }
 
-  /** Whether the body fits the server's budget (then it counts against it until releaseBodies()).
-   *  If not, the engine marks it not inspected and the caller must not keep it. */
-  #keepBody(event: RequestEvent | ResponseEvent): boolean {
+  /** A lease on the body when it fits the server's budget (released by releaseBodies() at the
+   *  latest). If not, undefined: the engine marks it not inspected and the caller must not keep it. */
+  #keepBody(event: RequestEvent | ResponseEvent): BodyLease | undefined {
     const bytes = event.body?.length ?? 0;
-    if (this.#bodyBudget === undefined || bytes === 0) return true;
+    if (this.#bodyBudget === undefined || bytes === 0) return UNBUDGETED;
     const lease = this.#bodyBudget.reserve(bytes);
     if (lease !== undefined) {
       this.#bodyLeases.push(lease);
-      return true;
+      return lease;
     }
     const budget = this.#bodyBudget;
     this.#engine.skipBody(event, `body of ${bytes} bytes not inspected: server body budget full (${budget.held} of ${budget.maxBytes} bytes held)`);
     const count = budget.reportDue(Date.now());
     if (count !== undefined) this.#log.warn({ requestId: this.#requestId, overBudget: count, heldBytes: budget.held, maxBytes: budget.maxBytes }, 'bodies not inspected: server body budget full (spec.content.overload decides whether they pass)');
-    return false;
+    return undefined;
   }
 
   /** Handles one message on the calling thread (bodies of any size decoded synchronously). Never
@@ -217,9 +220,11 @@ export class ExtProcStream {
           // BUFFERED_PARTIAL sends the body (up to Envoy's buffer limit) in this one message.
           this.#decisionPending = false;
           const request: RequestEvent = { ...this.#request, body: message.request_body?.body ?? Buffer.alloc(0) };
-          if (!this.#keepBody(request)) {
-            // Decided now on the uninspected body, then dropped: nothing of it stays held.
+          if (this.#keepBody(request) === undefined) {
+            // Decided now on the uninspected body, then dropped: nothing of it stays held (the engine
+            // keeps this request until its response, which must not keep the body either).
             const decision = this.#engine.decide(request);
+            delete request.body;
             if (decision.action !== 'deny') return CONTINUE_RESPONSES.request_body;
             this.#immediateResponseSent = true;
             return denyResponse(decision, this.#requestId);
@@ -264,16 +269,22 @@ export class ExtProcStream {
           const request = this.#request;
           const response: ResponseEvent = { ...this.#pendingResponse, body: message.response_body?.body ?? Buffer.alloc(0), bodyComplete: message.response_body?.end_of_stream === true };
           this.#pendingResponse = undefined;
-          return this.#afterPrepare(response, () => {
-            const verdict = this.#engine.observeResponse(request, response);
-            if (verdict.action === 'deny') {
-              // The response headers are still held by Envoy (buffered body): the client gets this instead.
-              this.#immediateResponseSent = true;
-              return denyResponse(verdict.decision, this.#requestId);
-            }
-            if (verdict.action === 'redact') return replacedBodyResponse(verdict.body);
-            return CONTINUE_RESPONSES.response_body;
-          });
+          const lease = this.#keepBody(response);
+          // Over budget: observed now as not inspected (spec.content.overload decides), never held.
+          if (lease === undefined) return this.#answerResponse(request, response);
+          // Nothing keeps the response body once answered: its bytes leave the budget then (or when
+          // the stream ends first, e.g. cancelled during an off-thread decode).
+          const release = (): void => lease.release();
+          let answered: ProcessingResponse | Promise<ProcessingResponse>;
+          try {
+            answered = this.#afterPrepare(response, () => this.#answerResponse(request, response));
+          } catch (err) {
+            release();
+            throw err;
+          }
+          if (answered instanceof Promise) return answered.finally(release);
+          release();
+          return answered;
         }
         return CONTINUE_RESPONSES.response_body;
       case 'response_trailers':
@@ -281,6 +292,17 @@ export class ExtProcStream {
         return CONTINUE_RESPONSES.response_trailers;
     }
     throw new ProcessingError(GrpcStatus.INVALID_ARGUMENT, `meshward: unknown message kind ${String(kind)}`);
+  }
+
+  /** The client gets the response as is, redacted, or (headers still held by Envoy, body buffered) a refusal. */
+  #answerResponse(request: RequestEvent, response: ResponseEvent): ProcessingResponse {
+    const verdict = this.#engine.observeResponse(request, response);
+    if (verdict.action === 'deny') {
+      this.#immediateResponseSent = true;
+      return denyResponse(verdict.decision, this.#requestId);
+    }
+    if (verdict.action === 'redact') return replacedBodyResponse(verdict.body);
+    return CONTINUE_RESPONSES.response_body;
   }
 
   /** Headers and trailers: each at most once, trailers after headers/body, nothing goes backwards. */
