@@ -83,6 +83,8 @@ let counterJwtMalformed = NO_METRIC;
 let counterConfigApplied = NO_METRIC;
 let counterConfigRejected = NO_METRIC;
 let counterRefreshFailed = NO_METRIC;
+/** Times the per-connection values were read from the host (a cache miss: a new connection, or a host without connection ids). */
+let counterConnectionReads = NO_METRIC;
 /** Wasm linear memory in bytes: the largest any VM of this Envoy reported, and this VM's own under
  *  a small index (Envoy keeps one value per name, and every worker runs its own VM). VMs number
  *  themselves through shared data; a reloaded VM takes the next index modulo MAX_VM_GAUGES, so the
@@ -119,10 +121,22 @@ const sourceBytes = new ByteBuffer();
 let peerFound = false;
 let sourceFound = false;
 let mtls = false;
-/** Per-connection cache of peerBytes / mtls / sourceBytes (see readConnection). */
+/** Per-connection values remembered for a downstream connection (see readConnection). */
+class ConnectionValues {
+  id: u64 = 0;
+  used: bool = false;
+  peer: ByteBuffer = new ByteBuffer();
+  peerFound: bool = false;
+  source: ByteBuffer = new ByteBuffer();
+  sourceFound: bool = false;
+  mtls: bool = false;
+}
+/** Direct-mapped by connection id: requests from many peers' connections interleave on a busy
+ *  sidecar, so one remembered connection would miss on nearly every switch. */
+const CONNECTION_SLOTS = 64;
+const connectionSlots = new StaticArray<ConnectionValues>(CONNECTION_SLOTS);
+for (let i = 0; i < CONNECTION_SLOTS; i++) connectionSlots[i] = new ConnectionValues();
 let connectionIdAvailable = true;
-let connectionCached = false;
-let cachedConnectionId: u64 = 0;
 let currentConnectionId: u64 = 0;
 /** Own identity from Envoy's node (outbound), computed once per VM. */
 let nodeIdentity: string | null = null;
@@ -158,6 +172,7 @@ function defineCounters(): void {
   counterJwtMalformed = defineCounter("meshward_filter_jwt_malformed_total");
   counterConfigApplied = defineCounter("meshward_filter_config_applied_total");
   counterConfigRejected = defineCounter("meshward_filter_config_rejected_total");
+  counterConnectionReads = defineCounter("meshward_filter_connection_reads_total");
   counterRefreshFailed = defineCounter("meshward_filter_config_refresh_failed_total");
   gaugeMemoryMax = defineGauge("meshward_filter_wasm_memory_bytes");
   gaugeMemoryOwn = defineGauge("meshward_filter_vm" + claimVmIndex().toString() + "_wasm_memory_bytes");
@@ -367,15 +382,30 @@ function readConnectionId(): bool {
 }
 
 /** Reads peer certificate URI SAN, mTLS flag and source address: 3 host calls, or 1 (the connection
- *  id) for a further request on the connection they were read for. Connection ids are unique per
- *  Envoy process and a connection lives on one worker (one VM), so a cached value is reused only for
- *  the very connection it came from; a host without connection ids is read every time. */
+ *  id) for a further request on a connection they were read for (one of the last CONNECTION_SLOTS,
+ *  direct-mapped). Connection ids are unique per Envoy process and a connection lives on one worker
+ *  (one VM), so remembered values are reused only for the very connection they came from; a host
+ *  without connection ids is read every time. */
 function readConnection(): void {
+  let slot: ConnectionValues | null = null;
   if (connectionIdAvailable) {
     connectionIdAvailable = readConnectionId();
-    if (connectionIdAvailable && connectionCached && currentConnectionId == cachedConnectionId) return;
+    if (connectionIdAvailable) {
+      slot = connectionSlots[<i32>(currentConnectionId % <u64>CONNECTION_SLOTS)];
+      // Ids are never reused within an Envoy process: a slot holding this id holds this connection.
+      if (slot.used && slot.id == currentConnectionId) {
+        peerFound = slot.peerFound;
+        peerBytes.reset();
+        peerBytes.append(slot.peer.ptr, slot.peer.len);
+        sourceFound = slot.sourceFound;
+        sourceBytes.reset();
+        sourceBytes.append(slot.source.ptr, slot.source.len);
+        mtls = slot.mtls;
+        return;
+      }
+    }
   }
-  connectionCached = false;
+  incrementCounter(counterConnectionReads);
   peerFound = copyProperty(PATH_PEER_URI, peerBytes);
   mtls = false;
   if (getProperty(PATH_MTLS, scratch)) {
@@ -383,9 +413,16 @@ function readConnection(): void {
     release(scratch);
   }
   sourceFound = copyProperty(PATH_SOURCE, sourceBytes);
-  if (connectionIdAvailable) {
-    cachedConnectionId = currentConnectionId;
-    connectionCached = true;
+  if (slot !== null) {
+    slot.id = currentConnectionId;
+    slot.used = true;
+    slot.peerFound = peerFound;
+    slot.peer.reset();
+    slot.peer.append(peerBytes.ptr, peerBytes.len);
+    slot.sourceFound = sourceFound;
+    slot.source.reset();
+    slot.source.append(sourceBytes.ptr, sourceBytes.len);
+    slot.mtls = mtls;
   }
 }
 

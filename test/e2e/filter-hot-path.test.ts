@@ -151,6 +151,7 @@ test('Envoy metrics: fixed names without paths or identities', async () => {
     'wasmcustom.meshward_filter_config_applied_total',
     'wasmcustom.meshward_filter_config_refresh_failed_total',
     'wasmcustom.meshward_filter_config_rejected_total',
+    'wasmcustom.meshward_filter_connection_reads_total',
     'wasmcustom.meshward_filter_jwt_malformed_total',
     'wasmcustom.meshward_filter_local_denies_total',
     'wasmcustom.meshward_filter_local_limits_total',

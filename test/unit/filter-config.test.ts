@@ -134,6 +134,7 @@ test('metric names are fixed: no path, identity or operation in any metric name'
     'meshward_filter_config_applied_total',
     'meshward_filter_config_refresh_failed_total',
     'meshward_filter_config_rejected_total',
+    'meshward_filter_connection_reads_total',
     'meshward_filter_jwt_malformed_total',
     'meshward_filter_local_denies_total',
     'meshward_filter_local_limits_total',

@@ -132,6 +132,10 @@ test('per-connection values are read once per connection: later requests on it r
   assert.deepEqual(host.propertyReads, [CONNECTION_ID]);
   for (const key of ['peer', 'mtls', 'src']) assert.equal(second.fields.get(key), first.fields.get(key), key);
   assert.equal(second.fields.get('peer'), 'spiffe://td/ns/a/sa/web');
+  // The miss counter (what the real-Envoy test reads from /stats): one read for the connection.
+  assert.equal(host.counter('meshward_filter_connection_reads_total'), 1);
+  host.request({ headers: requestHeaders('GET', '/c'), properties: connection(8, 'spiffe://td/ns/a/sa/api', '10.0.0.8:5000') });
+  assert.equal(host.counter('meshward_filter_connection_reads_total'), 2, 'a new connection is one more read');
 });
 
 test('a cached connection value never reaches another connection (random interleavings)', async () => {
@@ -151,6 +155,24 @@ test('a cached connection value never reaches another connection (random interle
   }), { numRuns: 300 });
 });
 
+test('interleaved connections each keep their values (one read per connection); a slot collision only costs a read', async () => {
+  const host = await filter();
+  const conns = [3, 4, 5, 6];
+  for (let round = 0; round < 5; round++) {
+    for (const id of conns) {
+      const r = parseCaptureRecord(host.request({ headers: requestHeaders('GET', '/x'), properties: connection(id, `spiffe://td/ns/n/sa/s${id}`, `10.0.0.${id}:1`) }).record)!;
+      assert.equal(r.fields.get('peer'), `spiffe://td/ns/n/sa/s${id}`);
+    }
+  }
+  assert.equal(host.counter('meshward_filter_connection_reads_total'), conns.length, '20 interleaved requests, 4 connections, 4 reads');
+  // Ids 3 and 67 share a slot (64 slots): each evicts the other, values never mix.
+  for (const id of [67, 3, 67, 3]) {
+    const r = parseCaptureRecord(host.request({ headers: requestHeaders('GET', '/x'), properties: connection(id, `spiffe://td/ns/n/sa/s${id}`, `10.0.0.${id % 250}:1`) }).record)!;
+    assert.equal(r.fields.get('peer'), `spiffe://td/ns/n/sa/s${id}`);
+  }
+  assert.equal(host.counter('meshward_filter_connection_reads_total'), conns.length + 4);
+});
+
 test('without a connection id from the host every request reads the connection values (no stale cache)', async () => {
   const host = await filter();
   for (const [peer, source] of [['spiffe://td/ns/a/sa/one', '10.0.0.1:1'], ['spiffe://td/ns/a/sa/two', '10.0.0.2:2']]) {
@@ -161,4 +183,5 @@ test('without a connection id from the host every request reads the connection v
   }
   // After the first miss the filter stops asking for the id.
   assert.ok(!host.propertyReads.includes(CONNECTION_ID));
+  assert.equal(host.counter('meshward_filter_connection_reads_total'), 2, 'every request is a read');
 });
