@@ -1,7 +1,8 @@
 // Issue #10, item 3: the ext_proc server's event-loop delay under steady load at the benchmark's
 // rates (bench/run.ts: 500 and 1000 requests/s), measured as how late a 1 ms timer fired
 // (bench/lib/event-loop-delay.ts: perf_hooks' interval minus its resolution) in the server's process while a separate process drives it as Envoy would. The numbers are reported
-// (README, Reliability); speed targets themselves belong to bench/, so this test asserts only that
+// (README, Reliability) beside a bare grpc-js server's under the same load (the floor: what grpc-js,
+// Node's HTTP/2 and the machine cost with no engine); speed targets themselves belong to bench/, so this test asserts only that
 // every stream was answered and the histogram saw the whole run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,15 +13,38 @@ import { silentLogger } from '../../extproc/src/log.ts';
 import { startServer } from '../../extproc/src/server.ts';
 import { Inventory } from '../../extproc/src/inventory/inventory.ts';
 import { monitorDelay } from '../../bench/lib/event-loop-delay.ts';
+import * as grpc from '@grpc/grpc-js';
+import { externalProcessorService } from '../../extproc/src/wire/protos.ts';
+import type { ProcessingRequest, ProcessingResponse } from '../../extproc/src/wire/messages.ts';
 
 const LOAD = path.resolve(import.meta.dirname, '../support/ext-proc-load.ts');
 const SECONDS = 6;
 
-for (const rate of [500, 1000]) {
-  test(`event-loop delay of the ext_proc server at ${rate} streams/s`, async () => {
-    const engine = new Engine({ denyRules: [] });
-    engine.addObserver(new Inventory().observer());
-    const server = await startServer(engine, silentLogger, { port: 0 });
+/** The floor: a grpc-js server answering every message with a fixed "continue" (no engine), so the
+ *  delay grpc-js, Node's HTTP/2 and this machine cause on their own is measured beside meshward's. */
+async function startEchoFloor(): Promise<{ port: number; forceClose(): void }> {
+  const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
+  server.addService(externalProcessorService(), {
+    Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+      call.on('data', (m: ProcessingRequest) => call.write({ [m.request ?? 'request_headers']: {} } as ProcessingResponse));
+      call.on('end', () => call.end());
+      call.on('error', () => {});
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  return { port, forceClose: () => server.forceShutdown() };
+}
+
+for (const rate of [500, 1000]) for (const kind of ['grpc-js floor', 'meshward'] as const) {
+  test(`event-loop delay of the ext_proc server at ${rate} streams/s (${kind})`, async () => {
+    let server: { port: number; forceClose(): void };
+    if (kind === 'meshward') {
+      const engine = new Engine({ denyRules: [] });
+      engine.addObserver(new Inventory().observer());
+      server = await startServer(engine, silentLogger, { port: 0 });
+    } else {
+      server = await startEchoFloor();
+    }
     const monitor = monitorDelay();
     try {
       // The first second is JIT warm-up and connection set-up: measured apart from the steady state.
@@ -36,7 +60,7 @@ for (const rate of [500, 1000]) {
       assert.ok(result.ok >= rate * SECONDS * 0.95, `answered ${result.ok} streams`);
       assert.ok(delay.count > 0);
       assert.ok(delay.p50Ms <= delay.p99Ms && delay.p99Ms <= delay.maxMs, JSON.stringify(delay));
-      console.log(`# event-loop delay at ${rate}/s over ${result.ok} streams: p50 ${delay.p50Ms} ms, p99 ${delay.p99Ms} ms, max ${delay.maxMs} ms (raw interval p99 ${delay.rawIntervalP99Ms} ms)`);
+      console.log(`# event-loop delay (${kind}) at ${rate}/s over ${result.ok} streams: p50 ${delay.p50Ms} ms, p99 ${delay.p99Ms} ms, max ${delay.maxMs} ms (raw interval p99 ${delay.rawIntervalP99Ms} ms)`);
     } finally {
       server.forceClose();
     }
