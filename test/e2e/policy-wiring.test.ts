@@ -20,6 +20,7 @@ import { PolicyServerWiring } from '../../extproc/src/policy/server-wiring.ts';
 import { createLogger } from '../../extproc/src/log.ts';
 import { rawRequest } from '../support/raw-http.ts';
 import { waitFor } from '../support/wait-for.ts';
+import { startFilePolicies } from '../support/file-policies.ts';
 
 const TOKEN = 'e2e-admin-token-0123456789';
 const CLIENT = 'default/client';
@@ -44,23 +45,6 @@ paths:
             schema: { type: object, additionalProperties: false, required: [item], properties: { item: { type: string } } }
       responses: { '200': { description: ok } }
 `;
-
-/** Writes policies ("namespace/name" -> the YAML under `spec:`) to one file and runs the file policy
- *  source on it, as `meshward serve --policy FILE` does. */
-async function startFilePolicies(engine: Engine, specs: Record<string, string>, wiring?: PolicyServerWiring, files: Record<string, string> = {}) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'meshward-policies-'));
-  const docs = Object.entries(specs).map(([key, spec]) => {
-    const [namespace, name] = key.split('/');
-    return `apiVersion: security.meshward.io/v1alpha1\nkind: ApiSecurityPolicy\nmetadata: { name: ${name}, namespace: ${namespace} }\nspec:\n${spec}`;
-  });
-  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
-  await writeFile(path.join(dir, 'policies.yaml'), docs.join('\n---\n'));
-  const policies = await startPolicyRuntime({
-    source: 'file', files: [path.join(dir, 'policies.yaml')], namespace: 'meshward', engine, log: createLogger('silent'),
-    ...(wiring ? { detectors: wiring.detectors, onApplied: wiring.onApplied } : {}),
-  });
-  return { policies, stop: async () => { await policies.stop(); await rm(dir, { recursive: true, force: true }); } };
-}
 
 /** The composition `meshward serve` runs (cli/serve.ts): policy wiring, engine, inventory and the
  *  filter tables route, recording decisions and findings. */
