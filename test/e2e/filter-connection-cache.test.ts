@@ -28,7 +28,7 @@ async function counts(): Promise<{ reads: number; connections: number }> {
   return { reads: stats.get(READS) ?? 0, connections };
 }
 
-test('20 requests from one caller: one read per accepted connection, not per request; identities stay right', async () => {
+test('20 requests from one caller: one read per accepted connection, not per request; identities stay right', async (t) => {
   const before = await counts();
   const seen = events.length;
   for (let i = 0; i < 20; i++) {
@@ -37,17 +37,21 @@ test('20 requests from one caller: one read per accepted connection, not per req
   }
   const after = await counts();
   const connections = after.connections - before.connections;
+  t.diagnostic(`accepted connections ${connections}, reads ${after.reads - before.reads}`);
   assert.ok(connections >= 1 && connections <= 2, `the client sidecar reused its connection (${connections} accepted)`);
   assert.equal(after.reads - before.reads, connections, 'one read of peer/mTLS/source per connection: the cache hit for every later request');
   const mine = events.slice(seen);
   assert.equal(mine.length, 20);
   for (const e of mine) {
+    assert.equal(e.caller.identitySource, 'filter', 'identity from the capture record');
     assert.equal(e.caller.workload, mesh.spiffeIdOf(CLIENT));
     assert.equal(e.caller.mtls, true);
+    assert.match(e.caller.sourceAddress ?? '', /^127\.0\.0\.1:\d+$/);
   }
+  if (connections === 1) assert.equal(new Set(mine.map((e) => e.caller.sourceAddress)).size, 1, 'one connection, one source address');
 });
 
-test('requests alternating between two callers: each caller\'s connection keeps its own identity', async () => {
+test('requests alternating between two callers: each caller\'s connection keeps its own identity', async (t) => {
   const before = await counts();
   const seen = events.length;
   for (let i = 0; i < 20; i++) {
@@ -55,8 +59,21 @@ test('requests alternating between two callers: each caller\'s connection keeps 
     assert.equal((await rawRequest(mesh.urlFor(caller), { path: `/orders/${i}`, headers: [['host', 'orders.shop']] })).status, 200);
   }
   const after = await counts();
-  assert.equal(after.reads - before.reads, after.connections - before.connections, 'reads follow connections');
+  const connections = after.connections - before.connections;
+  t.diagnostic(`accepted connections ${connections}, reads ${after.reads - before.reads}`);
+  // The other caller's outbound cluster opens its own connection: at least one is new.
+  assert.ok(connections >= 1, `the second caller came on a new connection (${connections} accepted)`);
+  assert.equal(after.reads - before.reads, connections, 'reads follow connections');
   assert.ok(after.reads - before.reads <= 4, `${after.reads - before.reads} reads for 20 requests on at most 4 connections`);
   const mine = events.slice(seen);
-  mine.forEach((e, i) => assert.equal(e.caller.workload, mesh.spiffeIdOf(i % 2 === 0 ? CLIENT : OTHER), `request ${i}`));
+  assert.equal(mine.length, 20);
+  mine.forEach((e, i) => {
+    assert.equal(e.caller.identitySource, 'filter', `request ${i}`);
+    assert.equal(e.caller.workload, mesh.spiffeIdOf(i % 2 === 0 ? CLIENT : OTHER), `request ${i}`);
+    assert.equal(e.caller.mtls, true, `request ${i}`);
+  });
+  // Each caller's requests came on its own connection(s): a source address never crosses callers.
+  const sources = (parity: number) => new Set(mine.filter((_, i) => i % 2 === parity).map((e) => e.caller.sourceAddress));
+  const clientSources = sources(0);
+  for (const s of sources(1)) assert.ok(s !== undefined && !clientSources.has(s), `source ${s} seen for both callers`);
 });
