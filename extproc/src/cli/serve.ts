@@ -42,7 +42,7 @@ export function registerServe(program: Command): void {
     .option('--inventory-db <file>', 'keep the API inventory and the detectors\' learned baselines in this SQLite file (default: in memory; a restart learns again)')
     .option('--state-key-file <file>', 'with --inventory-db: key for the keyed hashes learned state keeps instead of raw object IDs, kept outside the SQLite file (default: FILE.key beside it, created 0600 on first start)')
     .option('--spec-url-refresh-seconds <seconds>', 'how often policy apiSpecs given by url are fetched again (conditional requests)', (v) => Number(v), 300)
-    .option('--spec-configmap-refresh-seconds <seconds>', 'how often policy apiSpecs given by configMapRef are read again (--policy-source kubernetes)', (v) => Number(v), 30)
+    .option('--spec-configmap-refresh-seconds <seconds>', 'how often policy apiSpecs and gRPC descriptor sets given by configMapRef are read again (--policy-source kubernetes)', (v) => Number(v), 30)
     .option('--spec <service=file...>', 'OpenAPI spec of a service (its host name), for shadow/zombie/orphan classification and contracts')
     .option('--findings-buffer <n>', 'recent findings the admin API keeps', (v) => Number.parseInt(v, 10), DEFAULT_FINDINGS_CAPACITY)
     .option('--prometheus-port <port>', 'serve metrics for Prometheus at http://HOST:PORT/metrics (no token: counts only, no identities or paths)', (v) => Number.parseInt(v, 10))
@@ -145,10 +145,9 @@ export function registerServe(program: Command): void {
         }
         for (const e of inventory.specErrors) log.warn({ spec: e.error.spec, place: e.error.place, error: e.error.message }, 'spec not loaded; the service runs without it');
       }
-      if (inventory) {
-        wiring.useInventory(inventory);
-        wiring.watchSpecFiles();
-      }
+      if (inventory) wiring.useInventory(inventory);
+      // Spec sources and ConfigMap descriptor sets are re-read on its ticks (the latter without an inventory too).
+      wiring.watchSpecFiles();
       let telemetry: Telemetry | undefined;
       if (opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== '' && !URL.canParse(opts.otlpEndpoint)) {
         console.error(`meshward serve: --otlp-endpoint must be a URL such as http://otel-collector:4318 (got ${opts.otlpEndpoint})`);
@@ -182,7 +181,7 @@ export function registerServe(program: Command): void {
         process.exit(2);
       }
       const policies = await startPolicyRuntime({ source: opts.policySource as 'none' | 'file' | 'kubernetes', files: opts.policyFile ?? [], namespace: opts.policyNamespace, staticDenyRules: config.denyRules, ...(opts.policyResyncSeconds ? { resyncSeconds: opts.policyResyncSeconds } : {}), engine, log,
-        detectors: wiring.detectors, onApplied: wiring.onApplied, conditions: wiring.conditions });
+        detectors: wiring.detectors, onApplied: wiring.onApplied, conditions: wiring.conditions, descriptorSets: wiring.descriptorSets });
       if (policies.configMaps) void wiring.useConfigMaps(policies.configMaps);
       if (!(Number.isFinite(opts.drainSeconds) && opts.drainSeconds > 0 && opts.drainSeconds <= 3600)) {
         console.error('meshward serve: --drain-seconds must be a number of seconds between 0 and 3600');
@@ -259,6 +258,7 @@ export function registerServe(program: Command): void {
               source: opts.policySource, namespace: opts.policyNamespace, from: effective.from, spec: effective.spec, staticDenyRules: config.denyRules,
               rejected: Object.fromEntries([...last.errors].map(([origin, errors]) => [origin, errors.map(formatPolicyError)])),
               ...(inventory ? { apiSpecs: wiring.specStatus() } : {}),
+              descriptorSets: wiring.descriptorSets.status(),
               // Spec `pattern` regexes not enforced (ReDoS check pending, vulnerable or undecidable).
               unenforcedSpecPatterns: unenforcedPatterns(),
             },

@@ -54,7 +54,15 @@ export function methodsFromBase64DescriptorSet(text: string): readonly string[] 
   if (cached !== undefined) return cached;
   const compact = text.replace(/\s+/g, '');
   if (compact.length % 4 !== 0 || !BASE64.test(compact)) throw new Error('not base64 (standard alphabet, padded)');
-  const bytes = Buffer.from(compact, 'base64');
+  const sorted = methodsFromDescriptorSetBytes(Buffer.from(compact, 'base64'));
+  parsedSets.set(text, sorted);
+  return sorted;
+}
+
+/** The sorted "/pkg.Service/Method" paths of a serialized FileDescriptorSet (a policy's inline
+ *  base64 or a ConfigMap's bytes); throws an Error saying what is wrong (too large, not a descriptor
+ *  set, no methods). */
+export function methodsFromDescriptorSetBytes(bytes: Buffer): readonly string[] {
   if (bytes.length > MAX_DESCRIPTOR_SET_BYTES) throw new Error(`descriptor set of ${bytes.length} bytes exceeds the ${MAX_DESCRIPTOR_SET_BYTES}-byte cap`);
   let methods: Set<string>;
   try {
@@ -63,7 +71,5 @@ export function methodsFromBase64DescriptorSet(text: string): readonly string[] 
     throw new Error(`not a serialized FileDescriptorSet: ${String((err as Error)?.message ?? err).slice(0, 160)}`);
   }
   if (methods.size === 0) throw new Error('the descriptor set declares no service methods');
-  const sorted = [...methods].sort();
-  parsedSets.set(text, sorted);
-  return sorted;
+  return [...methods].sort();
 }

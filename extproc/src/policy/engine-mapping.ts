@@ -11,7 +11,7 @@ import { FLOWS_DETECTOR } from '../engine/detectors/business-flows.ts';
 import { LATERAL_DETECTOR } from '../engine/detectors/lateral-movement.ts';
 import type { FieldError } from './structural-schema.ts';
 import { escapeRegex, operationPattern, pathPattern } from './operation-pattern.ts';
-import { contentSettingsFor } from './content-mapping.ts';
+import { contentSettingsFor, type ConfigMapDescriptorMethods } from './content-mapping.ts';
 import type { LearningPolicy, PolicySpec } from './types.ts';
 
 /** Detector groups of the engine's DetectorSettings that policy may tune, with their numeric thresholds. */
@@ -89,7 +89,9 @@ function rateBaselineWindows(spec: PolicySpec): number | undefined {
   return Math.ceil((periodSeconds * 1000) / Math.max(1, windowMs));
 }
 
-export function engineSettingsFor(spec: PolicySpec): EngineSettings {
+/** `configMapMethods`: descriptor sets read from ConfigMaps, for the namespace of the policy that
+ *  supplied spec.content (EffectivePolicy.contentNamespace). */
+export function engineSettingsFor(spec: PolicySpec, configMapMethods?: ConfigMapDescriptorMethods): EngineSettings {
   const notApplied: FieldError[] = [];
   const enforce = spec.mode === 'enforce';
 
@@ -155,7 +157,7 @@ export function engineSettingsFor(spec: PolicySpec): EngineSettings {
       withinMs: (f.withinSeconds ?? DEFAULT_FLOW_WITHIN_SECONDS) * 1000,
     }));
   }
-  if (spec.content) detectors.content = contentSettingsFor(spec.content) as Record<string, unknown>;
+  if (spec.content) detectors.content = contentSettingsFor(spec.content, configMapMethods) as Record<string, unknown>;
   // sampling.bodyRate goes to the sidecar filters' tables (filter-mapping.ts, served with --admin-port).
   const maxBodyBytes = spec.sampling?.maxBodyBytes;
   // apiSpecs load into the inventory and the contracts (policy/spec-sources.ts), which reports their

@@ -20,6 +20,8 @@ export interface EffectivePolicy {
   spec: PolicySpec;
   /** Keys ("namespace/name") of the policies that contributed, most general first. */
   from: string[];
+  /** Namespace of the policy whose spec.content is in force: its ConfigMap references are read there. */
+  contentNamespace?: string;
 }
 
 function selectorSize(p: ApiSecurityPolicy): number {
@@ -88,17 +90,17 @@ export class PolicySet {
   effectiveFor(workload: Workload): EffectivePolicy {
     let spec: PolicySpec = { ...BUILTIN_DEFAULT_SPEC };
     const from: string[] = [];
+    let contentNamespace: string | undefined;
+    const apply = (p: ApiSecurityPolicy): void => {
+      spec = overrideSpec(spec, p.spec);
+      from.push(policyKey(p));
+      if (p.spec.content !== undefined) contentNamespace = p.metadata.namespace ?? this.#meshNamespace;
+    };
     const def = this.meshDefault();
-    if (def) {
-      spec = overrideSpec(spec, def.spec);
-      from.push(policyKey(def));
-    }
+    if (def) apply(def);
     const own = mostSpecific(this.#byNamespace.get(workload.namespace) ?? [], workload.labels ?? {});
-    if (own && own !== def) {
-      spec = overrideSpec(spec, own.spec);
-      from.push(policyKey(own));
-    }
-    return { spec, from };
+    if (own && own !== def) apply(own);
+    return { spec, from, ...(contentNamespace !== undefined ? { contentNamespace } : {}) };
   }
 
   /** Policies that can never apply because another one in the same namespace has the same selector and an earlier name. */

@@ -17,6 +17,7 @@ import { startFilePolicySource } from './file-source.ts';
 import { policyKey } from './types.ts';
 import type { PolicyConditions } from './status-conditions.ts';
 import type { ConfigMapReader } from './configmap-reader.ts';
+import type { ConfigMapDescriptorSets } from './descriptor-set-sources.ts';
 
 export interface PolicyRuntimeOptions {
   source: 'file' | 'kubernetes' | 'none';
@@ -34,6 +35,8 @@ export interface PolicyRuntimeOptions {
   onApplied?: (update: PolicyUpdate, meshDefault: EffectivePolicy) => void;
   /** Conditions written into the policies' status beside Accepted (Kubernetes source). */
   conditions?: PolicyConditions;
+  /** gRPC descriptor sets read from ConfigMaps; the policy is applied again when they change. */
+  descriptorSets?: ConfigMapDescriptorSets;
 }
 
 export interface PolicyRuntime {
@@ -49,14 +52,14 @@ export interface PolicyRuntime {
 export async function startPolicyRuntime(o: PolicyRuntimeOptions): Promise<PolicyRuntime> {
   let last: PolicyUpdate | undefined;
   let applied = '';
-  const workloads = new WorkloadPolicies(o.staticDenyRules);
+  const workloads = new WorkloadPolicies(o.staticDenyRules, o.descriptorSets);
   const apply = (update: PolicyUpdate): void => {
     last = update;
     workloads.update(update.set);
     for (const errors of update.errors.values()) for (const e of errors) o.log.warn({ error: formatPolicyError(e) }, 'policy rejected');
     for (const [policy, winner] of update.set.shadowed()) o.log.warn({ policy, winner }, 'policy shadowed by another with the same namespace and selector');
     const effective = update.set.effectiveFor({ namespace: o.namespace });
-    const settings = engineSettingsFor(effective.spec);
+    const settings = engineSettingsFor(effective.spec, o.descriptorSets?.methodsIn(effective.contentNamespace));
     const config = { ...settings.engine, denyRules: [...(o.staticDenyRules ?? []), ...settings.engine.denyRules], modeFor: workloads.modeFor, profileFor: workloads.profileFor, ...(o.detectors ? { detectors: o.detectors } : {}) };
     try {
       o.onApplied?.(update, effective);
@@ -79,10 +82,12 @@ export async function startPolicyRuntime(o: PolicyRuntimeOptions): Promise<Polic
     if (!changed) return;
     o.log.info({ from: effective.from, mode: config.mode, denyRules: config.denyRules.length, notApplied: settings.notApplied.map((n) => n.path) }, 'policy applied');
   };
-  if (o.source === 'none') return { get last() { return last; }, workloads, stop: async () => {} };
+  // A descriptor set read (or lost) changes the settings: the last update is applied again.
+  const unsubscribe = o.descriptorSets?.onChange(() => { if (last) apply(last); }) ?? (() => {});
+  if (o.source === 'none') return { get last() { return last; }, workloads, stop: async () => { unsubscribe(); } };
   if (o.source === 'file') {
     const source = await startFilePolicySource({ files: o.files ?? [], meshNamespace: o.namespace, onChange: apply });
-    return { get last() { return last; }, workloads, stop: async () => source.close() };
+    return { get last() { return last; }, workloads, stop: async () => { unsubscribe(); source.close(); } };
   }
   // Loaded only here: the Kubernetes client is large, and no other command needs it.
   const k8s = await import('@kubernetes/client-node');
@@ -99,5 +104,5 @@ export async function startPolicyRuntime(o: PolicyRuntimeOptions): Promise<Polic
     },
   });
   const { kubernetesConfigMapReader } = await import('./configmap-reader.ts');
-  return { get last() { return last; }, workloads, configMaps: kubernetesConfigMapReader(kubeConfig), stop: () => source.stop() };
+  return { get last() { return last; }, workloads, configMaps: kubernetesConfigMapReader(kubeConfig), stop: () => { unsubscribe(); return source.stop(); } };
 }

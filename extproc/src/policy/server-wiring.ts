@@ -1,7 +1,8 @@
 // What an accepted policy change does besides reconfiguring the engine, composed once for
 // `meshward serve` (and the real-Envoy tests): the mesh default's fast-path part and the inventory's
 // exact templates go to the filter tables the sidecars fetch; policy apiSpecs load into the
-// inventory, and every spec the inventory holds drives the content detectors' contracts.
+// inventory, and every spec the inventory holds drives the content detectors' contracts; gRPC
+// descriptor sets named by ConfigMap are read for the policy mapping (descriptor-set-sources.ts).
 import type { EngineConfig } from '../engine/engine.ts';
 import type { DetectorContext } from '../engine/detector-context.ts';
 import { createDefaultDetectors } from '../engine/detectors/index.ts';
@@ -19,6 +20,8 @@ import type { PolicyRuntimeOptions } from './runtime.ts';
 import { PolicySpecLoader, type PolicySpecLoaderOptions, type PolicySpecStatus } from './spec-sources.ts';
 import { PolicyConditions, specConditions } from './status-conditions.ts';
 import type { ConfigMapReader } from './configmap-reader.ts';
+import { DescriptorSetLoader, descriptorSetConditions } from './descriptor-set-sources.ts';
+import type { PolicyCondition } from './types.ts';
 
 /** How often remote spec sources are read again (the loader's defaults when left out). */
 export type SpecRefreshOptions = Pick<PolicySpecLoaderOptions, 'urlRefreshMs' | 'urlTimeoutMs' | 'configMapRefreshMs'>;
@@ -39,13 +42,23 @@ export class PolicyServerWiring {
   /** The engine's detector factory: the default detectors, with contracts from the inventory's specs. */
   readonly detectors: NonNullable<EngineConfig['detectors']>;
 
-  /** Spec load results per policy (condition SpecsLoaded), for the Kubernetes source to write into status. */
+  /** Spec and descriptor set load results per policy (conditions SpecsLoaded, DescriptorSetLoaded),
+   *  for the Kubernetes source to write into status. */
   readonly conditions = new PolicyConditions();
+  #specConditions = new Map<string, PolicyCondition[]>();
+  #descriptorConditions = new Map<string, PolicyCondition[]>();
+
+  /** gRPC descriptor sets policies name by ConfigMap (PolicyRuntimeOptions.descriptorSets). */
+  readonly descriptorSets: DescriptorSetLoader;
 
   /** `redact`: sensitive kinds enforce mode redacts from JSON responses (serve --redact). */
   constructor(log?: Logger, specRefresh: SpecRefreshOptions = {}, redact: readonly SensitiveKind[] = []) {
     this.#log = log;
     this.#specRefresh = specRefresh;
+    this.descriptorSets = new DescriptorSetLoader(log, {
+      ...(specRefresh.configMapRefreshMs !== undefined ? { configMapRefreshMs: specRefresh.configMapRefreshMs } : {}),
+      onStatus: (status) => { this.#descriptorConditions = descriptorSetConditions(status); this.#publishConditions(); },
+    });
     const exposure = { ...defaultContentSettings().exposure, redact: [...redact] };
     const content = createContentContext({ exposure }, specOperationResolver(this.#serviceSpecs));
     this.detectors = (context: DetectorContext) => createDefaultDetectors(Object.assign(context, { content }));
@@ -57,7 +70,7 @@ export class PolicyServerWiring {
     this.#specLoader = new PolicySpecLoader(inventory.specs, () => this.#specsChanged(), this.#log, {
       ...this.#specRefresh,
       ...(this.#configMaps ? { configMaps: this.#configMaps } : {}),
-      onStatus: (status) => this.conditions.replaceAll(specConditions(status)),
+      onStatus: (status) => { this.#specConditions = specConditions(status); this.#publishConditions(); },
     });
     this.#specsChanged();
   }
@@ -65,7 +78,7 @@ export class PolicyServerWiring {
   /** Policies' configMapRef specs are read through `reader` from now on (Kubernetes mode). */
   useConfigMaps(reader: ConfigMapReader): Promise<void> {
     this.#configMaps = reader;
-    return this.#specLoader?.useConfigMaps(reader) ?? Promise.resolve();
+    return Promise.all([this.#specLoader?.useConfigMaps(reader), this.descriptorSets.useConfigMaps(reader)]).then(() => {});
   }
 
   /** For PolicyRuntimeOptions.onApplied. */
@@ -75,6 +88,7 @@ export class PolicyServerWiring {
     this.#filterPolicyFor = (workload) => filterPolicyFor(update.set.effectiveFor(workload).spec);
     this.#publisher?.setPolicy(this.#filterPolicy, this.#filterPolicyFor);
     void this.#specLoader?.sync(update.set);
+    void this.descriptorSets.sync(update.set);
   };
 
   /** Serves the filter tables through `store` (its document at this point is the operator's base);
@@ -88,7 +102,7 @@ export class PolicyServerWiring {
   /** Checks the policies' spec files every `intervalMs` and reloads the edited ones; URLs and
    *  ConfigMaps are re-read on these ticks once their own refresh interval has passed. */
   watchSpecFiles(intervalMs = DEFAULT_TEMPLATE_SYNC_MS): void {
-    const timer = setInterval(() => { void this.#specLoader?.recheck(); }, intervalMs);
+    const timer = setInterval(() => { void this.#specLoader?.recheck(); void this.descriptorSets.recheck(); }, intervalMs);
     timer.unref();
     this.#stopSpecWatch = () => clearInterval(timer);
   }
@@ -101,6 +115,12 @@ export class PolicyServerWiring {
   stop(): void {
     this.#stopTemplateSync?.();
     this.#stopSpecWatch?.();
+  }
+
+  #publishConditions(): void {
+    const merged = new Map(this.#specConditions);
+    for (const [policy, list] of this.#descriptorConditions) merged.set(policy, [...(merged.get(policy) ?? []), ...list]);
+    this.conditions.replaceAll(merged);
   }
 
   #specsChanged(): void {

@@ -13,6 +13,7 @@ import type { SpecRegistry, SpecSource } from '../inventory/spec-registry.ts';
 import { fetchSpecText, type SpecValidators } from '../inventory/spec.ts';
 import type { ConfigMapReader } from './configmap-reader.ts';
 import type { PolicySet } from './precedence.ts';
+import { PolicySyncQueue } from './sync-queue.ts';
 import type { ApiSecurityPolicy, ApiSpecSource } from './types.ts';
 import { policyKey } from './types.ts';
 
@@ -113,9 +114,8 @@ export class PolicySpecLoader {
   readonly #now: () => number;
   #configMaps: ConfigMapReader | undefined;
   readonly #sources = new Map<string, SourceState>();
-  #lastSet: PolicySet | undefined;
   #status: PolicySpecStatus[] = [];
-  #queue: Promise<void> = Promise.resolve();
+  readonly #syncs = new PolicySyncQueue((set) => this.#sync(set));
 
   /** `onLoaded` runs after every sync that loaded at least one spec (e.g. to refresh resolvers). */
   constructor(registry: SpecRegistry, onLoaded: () => void = () => {}, log?: Logger, options: PolicySpecLoaderOptions = {}) {
@@ -137,14 +137,12 @@ export class PolicySpecLoader {
 
   /** Loads what `set` references and was not loaded yet; syncs run one after another. */
   sync(set: PolicySet): Promise<void> {
-    this.#lastSet = set;
-    this.#queue = this.#queue.then(() => this.#sync(set), () => this.#sync(set));
-    return this.#queue;
+    return this.#syncs.sync(set);
   }
 
   /** Reloads changed files, and re-fetches URLs and ConfigMaps whose refresh interval has passed. */
   recheck(): Promise<void> {
-    return this.#lastSet ? this.sync(this.#lastSet) : Promise.resolve();
+    return this.#syncs.recheck();
   }
 
   status(): PolicySpecStatus[] {

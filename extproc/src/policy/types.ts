@@ -28,11 +28,17 @@ export interface DetectorSettings {
   learning?: LearningPolicy;
 }
 
+/** One key of a ConfigMap in the policy's own namespace. */
+export interface ConfigMapKeyRef {
+  name: string;
+  key: string;
+}
+
 export interface ApiSpecSource {
   name: string;
   format?: 'openapi' | 'graphql';
   host?: string;
-  configMapRef?: { name: string; key: string };
+  configMapRef?: ConfigMapKeyRef;
   file?: string;
   url?: string;
 }
@@ -73,6 +79,12 @@ export interface AgentScope {
   operations: string[];
 }
 
+/** A FileDescriptorSet inline or from a ConfigMap key (validation: exactly one of the two). */
+export interface DescriptorSetSource {
+  base64?: string;
+  configMapRef?: ConfigMapKeyRef;
+}
+
 /** spec.content: content-inspection settings (issue #6); absent fields keep the server's. */
 export interface ContentPolicy {
   contracts?: { mode?: PolicyMode; operations?: { operation: string; mode: PolicyMode }[] };
@@ -82,7 +94,7 @@ export interface ContentPolicy {
     allowIntrospection?: boolean; maxDepth?: number; maxAliases?: number; maxBatch?: number; maxCost?: number;
     maxDirectives?: number; maxTokens?: number; maxDuplicateFields?: number;
   };
-  grpc?: { allowReflection?: boolean; knownMethods?: string[]; descriptorSet?: { base64: string } };
+  grpc?: { allowReflection?: boolean; knownMethods?: string[]; descriptorSet?: DescriptorSetSource };
   websocket?: { requireCredentials?: boolean; upgradesPerMinute?: number };
   thirdPartyHosts?: string[];
   /** A body the decode pool could not inspect in time: decided on headers (open) or refused (closed). */

@@ -122,8 +122,14 @@ export function semanticErrors(spec: PolicySpec, options: PolicyValidationOption
   });
   const descriptorSet = spec.content?.grpc?.descriptorSet;
   if (descriptorSet !== undefined) {
-    try { methodsFromBase64DescriptorSet(descriptorSet.base64); } catch (err) {
-      errors.push({ path: 'spec.content.grpc.descriptorSet.base64', reason: (err as Error).message });
+    const sources = (['base64', 'configMapRef'] as const).filter((k) => descriptorSet[k] !== undefined);
+    if (sources.length !== 1) {
+      errors.push({ path: 'spec.content.grpc.descriptorSet', reason: `exactly one of base64, configMapRef is required (got ${sources.length === 0 ? 'none' : sources.join(', ')})` });
+    } else if (descriptorSet.base64 !== undefined) {
+      // A ConfigMap's descriptor set is read and checked by the server (policy/descriptor-set-sources.ts).
+      try { methodsFromBase64DescriptorSet(descriptorSet.base64); } catch (err) {
+        errors.push({ path: 'spec.content.grpc.descriptorSet.base64', reason: (err as Error).message });
+      }
     }
   }
   spec.rateLimits?.forEach((r, i) => {

@@ -10,6 +10,7 @@ import type { Exchange } from '../engine/exchange.ts';
 import type { DenyRule } from '../engine/rules.ts';
 import { engineSettingsFor } from './engine-mapping.ts';
 import type { EffectivePolicy, PolicySet } from './precedence.ts';
+import type { ConfigMapDescriptorSets } from './descriptor-set-sources.ts';
 
 /** Distinct (namespace, labels) combinations remembered between policy changes. */
 const MAX_CACHED_WORKLOADS = 1_000;
@@ -28,13 +29,16 @@ function workloadKey(namespace: string, labels: Readonly<Record<string, string>>
 
 export class WorkloadPolicies {
   readonly #staticDenyRules: readonly DenyRule[];
+  readonly #descriptorSets: ConfigMapDescriptorSets | undefined;
   #set: PolicySet | undefined;
   #meshProfileKey = '';
   readonly #cache = new LRUCache<string, WorkloadDecision>({ max: MAX_CACHED_WORKLOADS });
 
-  /** `staticDenyRules`: the server configuration's rules, in force for every workload. */
-  constructor(staticDenyRules: readonly DenyRule[] = []) {
+  /** `staticDenyRules`: the server configuration's rules, in force for every workload;
+   *  `descriptorSets`: gRPC descriptor sets read from ConfigMaps. */
+  constructor(staticDenyRules: readonly DenyRule[] = [], descriptorSets?: ConfigMapDescriptorSets) {
     this.#staticDenyRules = staticDenyRules;
+    this.#descriptorSets = descriptorSets;
   }
 
   /** Takes the policies now in force (every accepted change). */
@@ -58,7 +62,7 @@ export class WorkloadPolicies {
   }
 
   #profileOf(effective: EffectivePolicy): EngineProfile {
-    const settings = engineSettingsFor(effective.spec);
+    const settings = engineSettingsFor(effective.spec, this.#descriptorSets?.methodsIn(effective.contentNamespace));
     const denyRules = [...this.#staticDenyRules, ...settings.engine.denyRules];
     const { detectorModes, maxBodyBytes } = settings.engine;
     return {
