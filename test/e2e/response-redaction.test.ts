@@ -27,6 +27,7 @@ before(async () => {
     engine: { denyRules: [], mode: 'enforce', detectors: (c) => createContentDetectors(c, content) },
     appHandler: (req) => {
       const doc = { user: { email: EMAIL, card: CARD, nested: [{ awsKey: KEY }] }, note: 'ok' };
+      if (req.path === '/avatar.png') return { status: 200, headers: [['content-type', 'image/png']], body: Buffer.from(`\x89PNG....${CARD}`, 'latin1') };
       if (req.path === '/gzip') return { status: 200, headers: [['content-type', 'application/json'], ['content-encoding', 'gzip']], body: gzipSync(JSON.stringify(doc)) };
       return { status: 200, headers: [['content-type', 'application/json']], body: Buffer.from(JSON.stringify(doc)) };
     },
@@ -56,4 +57,16 @@ test('a content-encoded body is delivered unchanged and the finding says redacti
   const f = findings.find((x) => x.redact !== undefined);
   assert.ok(f);
   assert.match(String(f.evidence.redaction), /not possible/);
+});
+
+test('a response of a type that cannot carry redactable values (image/png) is not buffered: no body reaches ext_proc', async () => {
+  const messages = () => mesh.extProcCounters()!.messages;
+  const beforeJson = messages();
+  assert.equal((await rawRequest(mesh.urlFor(CLIENT), { path: '/account', headers: [['host', 'accounts.shop']] })).status, 200);
+  assert.equal(messages() - beforeJson, 3, 'JSON: request headers, response headers and the response body');
+  const beforePng = messages();
+  const png = await rawRequest(mesh.urlFor(CLIENT), { path: '/avatar.png', headers: [['host', 'accounts.shop']] });
+  assert.equal(png.status, 200);
+  assert.equal(messages() - beforePng, 2, 'image: request and response headers only, the body streams through');
+  assert.ok(png.body.includes(CARD), 'delivered unchanged');
 });

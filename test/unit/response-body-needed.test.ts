@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, type PolicyMode } from '../../extproc/src/engine/engine.ts';
-import type { RequestEvent } from '../../extproc/src/engine/event.ts';
+import type { RequestEvent, ResponseEvent } from '../../extproc/src/engine/event.ts';
 import { createContentDetectors } from '../../extproc/src/engine/detectors/content.ts';
 import { createContentContext, defaultContentSettings, type ContentSettings } from '../../extproc/src/inspect/settings.ts';
 import { ExtProcStream } from '../../extproc/src/wire/stream.ts';
@@ -28,13 +28,33 @@ function request(over: Partial<RequestEvent> = {}): RequestEvent {
 const REDACT: Partial<ContentSettings> = { exposure: { ...defaultContentSettings().exposure, redact: ['card-number'] } };
 const THIRD_PARTY: Partial<ContentSettings> = { thirdPartyHosts: ['api.fx-rates.example'] };
 const outbound = (authority: string): Partial<RequestEvent> => ({ direction: 'outbound', authority, destination: authority });
+const responseOf = (r: RequestEvent, headers: [string, string][] = [['content-type', 'application/json']]): ResponseEvent =>
+  ({ requestId: r.requestId, time: r.time, status: 200, headers: new Map(headers.map(([k, v]) => [k, [v]])) });
 
 test('redaction needs every response body in enforce mode, none in monitor mode or without redaction', () => {
   for (const [mode, content, expected] of [['enforce', REDACT, true], ['monitor', REDACT, false], ['enforce', {}, false]] as const) {
     const engine = engineWith(mode, content);
     const r = request();
     engine.decide(r);
-    assert.equal(engine.needsResponseBody(r), expected, `${mode} ${JSON.stringify(content)}`);
+    assert.equal(engine.needsResponseBody(r, responseOf(r)), expected, `${mode} ${JSON.stringify(content)}`);
+  }
+});
+
+test('redaction does not buffer types that cannot carry the values (an encoded JSON body is fetched: the finding says it could not be rewritten)', () => {
+  const engine = engineWith('enforce', REDACT);
+  const cases: [[string, string][], boolean][] = [
+    [[['content-type', 'application/problem+json']], true],
+    [[['content-type', 'text/plain; charset=utf-8']], true],
+    [[], true], // undeclared: it may be JSON
+    [[['content-type', 'image/png']], false],
+    [[['content-type', 'application/octet-stream']], false],
+    [[['content-type', 'application/json'], ['content-encoding', 'gzip']], true],
+    [[['content-type', 'application/json'], ['content-encoding', 'identity']], true],
+  ];
+  for (const [headers, expected] of cases) {
+    const r = request();
+    engine.decide(r);
+    assert.equal(engine.needsResponseBody(r, responseOf(r, headers)), expected, JSON.stringify(headers));
   }
 });
 
@@ -48,12 +68,12 @@ test('third-party answers need their bodies in enforce mode; inbound calls and o
   for (const [over, expected] of cases) {
     const r = request(over);
     enforce.decide(r);
-    assert.equal(enforce.needsResponseBody(r), expected, JSON.stringify(over));
+    assert.equal(enforce.needsResponseBody(r, responseOf(r)), expected, JSON.stringify(over));
   }
   const monitor = engineWith('monitor', THIRD_PARTY);
   const r = request(outbound('api.fx-rates.example'));
   monitor.decide(r);
-  assert.equal(monitor.needsResponseBody(r), false);
+  assert.equal(monitor.needsResponseBody(r, responseOf(r)), false);
 });
 
 test('on the wire: an unsampled request still gets its response body asked for when redaction needs it', async () => {

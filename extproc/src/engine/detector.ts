@@ -3,6 +3,7 @@
 // under engine/detectors/.
 import type { Exchange } from './exchange.ts';
 import type { Finding } from './finding.ts';
+import type { ResponseEvent } from './event.ts';
 
 export interface Detector {
   /** Unique, stable, kebab-case, e.g. "bola-enumeration". */
@@ -16,8 +17,9 @@ export interface Detector {
   posture?(): PostureEntry[];
   /** True when this detector must see this exchange's response body whatever the filter's sampling
    *  said: it acts on the answer before the client receives it (redaction, stopping a third-party
-   *  response), which a sample cannot do. `mode` is this detector's mode for the exchange. */
-  needsResponseBody?(exchange: Exchange, mode: 'monitor' | 'enforce'): boolean;
+   *  response), which a sample cannot do. `mode` is this detector's mode for the exchange;
+   *  `response` has the response headers (no body yet). */
+  needsResponseBody?(exchange: Exchange, mode: 'monitor' | 'enforce', response: ResponseEvent): boolean;
 }
 
 /** What a detector currently holds against one operation (not a per-request finding). */

@@ -324,13 +324,14 @@ export class Engine {
 
   /** Whether the server must ask Envoy for this response's body whatever the filter's sampling said:
    *  a detector acts on the answer before the client receives it (see Detector.needsResponseBody). */
-  needsResponseBody(request: RequestEvent): boolean {
+  needsResponseBody(request: RequestEvent, response: ResponseEvent): boolean {
     const pipeline = this.#pipelineOf(request);
-    const exchange = this.#pending.get(request.requestId) ?? this.#exchangeOf(request);
+    // The pending exchange, else a plain one: this question must not learn from the request again.
+    const exchange = this.#pending.get(request.requestId) ?? toExchange(request);
     const mode = this.#modeFor?.(exchange) ?? this.#mode;
     return pipeline.detectors.some((d) => {
       const detectorMode = pipeline.modes[d.name] ?? mode;
-      return detectorMode !== 'off' && d.needsResponseBody?.(exchange, detectorMode) === true;
+      return detectorMode !== 'off' && d.needsResponseBody?.(exchange, detectorMode, response) === true;
     });
   }
 

@@ -2,7 +2,24 @@
 // body is parsed again, each listed value replaced with "[redacted]", and serialised. Only plain
 // (not content-encoded) JSON bodies that arrived whole are rewritten; anything else is left as it is
 // and the caller reports that redaction was not possible.
+import { isJsonMediaType, parseMediaType } from './body.ts';
+
 export const REDACTED = '[redacted]';
+
+type Headers = ReadonlyMap<string, readonly string[]>;
+
+function contentEncoded(headers: Headers): boolean {
+  const encoding = headers.get('content-encoding')?.[0]?.trim().toLowerCase();
+  return encoding !== undefined && encoding !== '' && encoding !== 'identity';
+}
+
+/** Whether a response of this type can carry values redaction is about: JSON, text or undeclared.
+ *  Others (images, archives, octet streams) are never worth buffering for it. A content-encoded
+ *  one is: it cannot be rewritten, but the finding then says redaction was not possible. */
+export function mayRedact(headers: Headers): boolean {
+  const type = parseMediaType(headers.get('content-type')?.[0]).type;
+  return type === '' || isJsonMediaType(type) || type.startsWith('text/');
+}
 
 type Json = unknown;
 
@@ -29,9 +46,8 @@ function redactPath(root: Json, path: readonly (string | number)[]): boolean {
 }
 
 /** The body with the values at `paths` redacted, or undefined when it cannot be rewritten safely. */
-export function redactJsonBody(body: Buffer, headers: ReadonlyMap<string, readonly string[]>, paths: readonly (readonly (string | number)[])[]): { body: Buffer; redacted: number } | undefined {
-  const encoding = headers.get('content-encoding')?.[0]?.trim().toLowerCase();
-  if (encoding !== undefined && encoding !== '' && encoding !== 'identity') return undefined;
+export function redactJsonBody(body: Buffer, headers: Headers, paths: readonly (readonly (string | number)[])[]): { body: Buffer; redacted: number } | undefined {
+  if (contentEncoded(headers)) return undefined;
   let value: Json;
   try { value = JSON.parse(body.toString('utf8')); } catch { return undefined; }
   let redacted = 0;

@@ -253,7 +253,7 @@ export class ExtProcStream {
         const responseEvent = toResponseEvent(this.#requestId, message, this.#now());
         // Sampled, or a detector must act on this answer before the client gets it (redaction,
         // third-party responses in enforce mode): a sample cannot do that.
-        const wantBody = this.#request.sampled === true || this.#engine.needsResponseBody(this.#request);
+        const wantBody = this.#request.sampled === true || this.#engine.needsResponseBody(this.#request, responseEvent);
         if (wantBody && message.response_headers?.end_of_stream !== true && !opensTunnel(this.#request)) {
           this.#pendingResponse = responseEvent;
           return RESPONSE_HEADERS_WANT_BODY;

@@ -5,6 +5,8 @@
 // Values are never copied into evidence, only their kind, field and a short hash.
 import type { LRUCache } from 'lru-cache';
 import type { Detector } from '../detector.ts';
+import type { ResponseEvent } from '../event.ts';
+import { mayRedact } from '../../inspect/redact.ts';
 import { operationKey, type Exchange } from '../exchange.ts';
 import type { Finding } from '../finding.ts';
 import { findingFor, isSuccess, type DetectorContext } from '../detector-context.ts';
@@ -88,9 +90,10 @@ export class ContentExposureDetector implements Detector {
     return l;
   }
 
-  /** Redaction (enforce mode) must rewrite every response of the kinds configured, not a sample. */
-  needsResponseBody(_exchange: Exchange, mode: 'monitor' | 'enforce'): boolean {
-    return mode === 'enforce' && this.#content.settings.exposure.redact.length > 0;
+  /** Redaction (enforce mode) must rewrite every response of the kinds configured, not a sample;
+   *  only responses that can carry such values (mayRedact: JSON, text or undeclared). */
+  needsResponseBody(_exchange: Exchange, mode: 'monitor' | 'enforce', response: ResponseEvent): boolean {
+    return mode === 'enforce' && this.#content.settings.exposure.redact.length > 0 && mayRedact(response.headers);
   }
 
   onResponse(exchange: Exchange): Finding[] | undefined {
