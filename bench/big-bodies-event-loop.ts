@@ -16,6 +16,7 @@ import { Engine } from '../extproc/src/engine/engine.ts';
 import { startServer } from '../extproc/src/server.ts';
 import { silentLogger } from '../extproc/src/log.ts';
 import { monitorDelay, type EventLoopDelay } from './lib/event-loop-delay.ts';
+import { startGrpcEcho } from './lib/grpc-echo.ts';
 
 const MAX_MESSAGE = 8 << 20;
 const { values: args, positionals } = parseArgs({ allowPositionals: true, options: {
@@ -58,16 +59,9 @@ async function measure(kind: 'grpc-js floor' | 'meshward'): Promise<EventLoopDel
     ({ port } = server);
     close = () => server.forceClose();
   } else {
-    const server = new grpc.Server({ 'grpc.enable_channelz': 0, 'grpc.max_receive_message_length': MAX_MESSAGE });
-    server.addService(externalProcessorService(), {
-      Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
-        call.on('data', (m: ProcessingRequest) => call.write({ [m.request ?? 'request_headers']: {} } as ProcessingResponse));
-        call.on('end', () => call.end());
-        call.on('error', () => {});
-      },
-    });
-    port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-    close = () => server.forceShutdown();
+    const echo = await startGrpcEcho(0, MAX_MESSAGE);
+    ({ port } = echo);
+    close = () => echo.forceClose();
   }
   const monitor = monitorDelay();
   const warmup = setTimeout(() => monitor.reset(), 1000);

@@ -13,27 +13,10 @@ import { silentLogger } from '../../extproc/src/log.ts';
 import { startServer } from '../../extproc/src/server.ts';
 import { Inventory } from '../../extproc/src/inventory/inventory.ts';
 import { monitorDelay } from '../../bench/lib/event-loop-delay.ts';
-import * as grpc from '@grpc/grpc-js';
-import { externalProcessorService } from '../../extproc/src/wire/protos.ts';
-import type { ProcessingRequest, ProcessingResponse } from '../../extproc/src/wire/messages.ts';
+import { startGrpcEcho } from '../../bench/lib/grpc-echo.ts';
 
 const LOAD = path.resolve(import.meta.dirname, '../support/ext-proc-load.ts');
 const SECONDS = 6;
-
-/** The floor: a grpc-js server answering every message with a fixed "continue" (no engine), so the
- *  delay grpc-js, Node's HTTP/2 and this machine cause on their own is measured beside meshward's. */
-async function startEchoFloor(): Promise<{ port: number; forceClose(): void }> {
-  const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
-  server.addService(externalProcessorService(), {
-    Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
-      call.on('data', (m: ProcessingRequest) => call.write({ [m.request ?? 'request_headers']: {} } as ProcessingResponse));
-      call.on('end', () => call.end());
-      call.on('error', () => {});
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  return { port, forceClose: () => server.forceShutdown() };
-}
 
 for (const rate of [500, 1000]) for (const kind of ['grpc-js floor', 'meshward'] as const) {
   test(`event-loop delay of the ext_proc server at ${rate} streams/s (${kind})`, async () => {
@@ -43,7 +26,7 @@ for (const rate of [500, 1000]) for (const kind of ['grpc-js floor', 'meshward']
       engine.addObserver(new Inventory().observer());
       server = await startServer(engine, silentLogger, { port: 0 });
     } else {
-      server = await startEchoFloor();
+      server = await startGrpcEcho(); // the floor: grpc-js with no engine (bench/lib/grpc-echo.ts)
     }
     const monitor = monitorDelay();
     try {
